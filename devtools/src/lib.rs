@@ -1,0 +1,40 @@
+//! Tooling shared by the tests, `replay` and the benchmark: a throwaway PostgreSQL 17 cluster, a Lambda Runtime
+//! API server, and the fixtures in `events/` with what each one must get back.
+
+pub mod postgres;
+pub mod runtime_api;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// The secret the fixtures' states are signed with (README, "Local secret").
+pub const LOCAL_STATE_SECRET: &str = "local-dev-secret";
+
+/// The three event shapes, each a folder of `events/`.
+pub const SHAPES: [&str; 3] = ["rest-api", "http-api", "function-url"];
+
+/// Each fixture's name and the status it must get, in the order to replay them: `repeat` and `conflict` come
+/// after the `success` they repeat.
+pub const FIXTURES: [(&str, u16); 9] = [
+    ("success", 200),
+    ("repeat", 200),
+    ("conflict", 409),
+    ("missing-code", 400),
+    ("missing-state", 400),
+    ("repeated-code", 400),
+    ("declined", 400),
+    ("forged-state", 403),
+    ("post", 405),
+];
+
+pub fn events_dir() -> PathBuf {
+    postgres::workspace_root().join("events")
+}
+
+/// `events/<shape>/<name>.json`, parsed.
+pub fn fixture(shape: &str, name: &str) -> Result<Value, String> {
+    let path = events_dir().join(shape).join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,157 @@
+//! D7: one JSON log line per request, and the seed's metrics as CloudWatch Embedded Metric Format lines.
+//!
+//! Every log line is a JSON object with a `level` key: only then does Lambda filter a custom runtime's lines by
+//! level (AWS_LAMBDA_LOG_FORMAT=JSON). The metric line has no `level`, so no log level can drop a metric.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::kv::{Key, Value as KvValue, VisitSource};
+use serde_json::{Map, Value, json};
+
+/// CloudWatch namespace of the EMF metrics.
+pub const METRICS_NAMESPACE: &str = "Cafe24OAuthCallback";
+
+/// The log filter: RUST_LOG when set (it can name modules), else Lambda's AWS_LAMBDA_LOG_LEVEL, else `info`.
+pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> String {
+    if let Some(spec) = rust_log.filter(|s| !s.trim().is_empty()) {
+        return spec.to_owned();
+    }
+    match lambda_level.map(|l| l.trim().to_ascii_uppercase()).as_deref() {
+        Some("TRACE") => "trace",
+        Some("DEBUG") => "debug",
+        Some("WARN") => "warn",
+        // FATAL has no `log` level: errors are the closest that still shows.
+        Some("ERROR") | Some("FATAL") => "error",
+        _ => "info",
+    }
+    .to_owned()
+}
+
+pub fn init_logger() {
+    let filter = log_filter(
+        std::env::var("RUST_LOG").ok().as_deref(),
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+    );
+    let _ = env_logger::Builder::new()
+        .parse_filters(&filter)
+        .target(env_logger::Target::Stdout)
+        .format(|buf, record| {
+            let mut line = Map::new();
+            line.insert("level".into(), record.level().as_str().into());
+            line.insert("target".into(), record.target().into());
+            line.insert("message".into(), record.args().to_string().into());
+            let _ = record.key_values().visit(&mut JsonFields(&mut line));
+            writeln!(buf, "{}", Value::Object(line))
+        })
+        .try_init();
+}
+
+struct JsonFields<'a>(&'a mut Map<String, Value>);
+
+impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: KvValue<'kvs>) -> Result<(), log::kv::Error> {
+        let value = if let Some(n) = value.to_i64() {
+            n.into()
+        } else if let Some(n) = value.to_u64() {
+            n.into()
+        } else if let Some(b) = value.to_bool() {
+            b.into()
+        } else if let Some(f) = value.to_f64() {
+            f.into()
+        } else {
+            value.to_string().into()
+        };
+        self.0.insert(key.as_str().to_owned(), value);
+        Ok(())
+    }
+}
+
+/// A short, stable fingerprint of an authorization code: enough to correlate a log line with a row or with the
+/// token service's logs, useless to anyone who would exchange it (D7: never the full code).
+pub fn code_fingerprint(code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(code.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The EMF document of one request: the seed's invocation count, error count and latency (p50/p95 are
+/// CloudWatch statistics on `Latency`).
+pub fn metrics_line(function_name: &str, request_id: &str, status: u16, elapsed_ms: f64, database_ms: Option<f64>) -> Value {
+    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let mut metrics = vec![
+        json!({"Name": "Callbacks", "Unit": "Count"}),
+        json!({"Name": "Saved", "Unit": "Count"}),
+        json!({"Name": "Rejected", "Unit": "Count"}),
+        json!({"Name": "Errors", "Unit": "Count"}),
+        json!({"Name": "Latency", "Unit": "Milliseconds"}),
+    ];
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [],
+            }],
+        },
+        "FunctionName": function_name,
+        "RequestId": request_id,
+        "Callbacks": 1,
+        "Saved": u8::from(status == 200),
+        "Rejected": u8::from((400..500).contains(&status)),
+        "Errors": u8::from(status >= 500),
+        "Latency": round_ms(elapsed_ms),
+    });
+    if let Some(ms) = database_ms {
+        metrics.push(json!({"Name": "DatabaseLatency", "Unit": "Milliseconds"}));
+        line["DatabaseLatency"] = round_ms(ms).into();
+    }
+    line["_aws"]["CloudWatchMetrics"][0]["Metrics"] = Value::Array(metrics);
+    line
+}
+
+pub fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+/// Writes the metric line straight to stdout: it must not depend on the log level.
+pub fn emit_metrics(line: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_precedence_and_lambda_levels() {
+        assert_eq!(log_filter(Some("debug,hyper=warn"), Some("ERROR")), "debug,hyper=warn");
+        assert_eq!(log_filter(None, Some("FATAL")), "error");
+        assert_eq!(log_filter(Some(" "), Some("warn")), "warn");
+        assert_eq!(log_filter(None, Some("DEBUG")), "debug");
+        assert_eq!(log_filter(None, None), "info");
+    }
+
+    #[test]
+    fn fingerprint_is_short_and_stable() {
+        let f = code_fingerprint("Kd4GXxJdLpF5XvEOVSDQVD");
+        assert_eq!(f.len(), 12);
+        assert_eq!(f, code_fingerprint("Kd4GXxJdLpF5XvEOVSDQVD"));
+        assert!(!f.contains("Kd4G"));
+    }
+
+    #[test]
+    fn metrics_line_is_emf() {
+        let line = metrics_line("fn", "req-1", 500, 12.34567, Some(3.0));
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], METRICS_NAMESPACE);
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(line[name].is_number(), "{name} has no value");
+        }
+        assert_eq!(line["Errors"], 1);
+        assert_eq!(line["Latency"], 12.346);
+        assert!(line.get("level").is_none(), "a level would let Lambda filter metrics away");
+    }
+}

@@ -1,0 +1,268 @@
+//! The handler in-process, against a PostgreSQL 17 cluster the tests start: every row of the D3 contract, each
+//! checking what the table holds afterwards.
+
+use super::*;
+use devtools::postgres::{self, TestDatabase};
+use devtools::{FIXTURES, LOCAL_STATE_SECRET, SHAPES, fixture};
+use lambda_runtime::Context;
+
+fn database() -> TestDatabase {
+    postgres::shared().and_then(|c| c.create_database()).unwrap()
+}
+
+fn settings(env: Vec<(String, String)>) -> Settings {
+    Settings::from_lookup(move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap()
+}
+
+fn app_for(db: &TestDatabase) -> App {
+    App {
+        config: Ok(Ready {
+            state_key: StateKey::new(LOCAL_STATE_SECRET).unwrap(),
+            database: Arc::new(Database::new(settings(db.env()))),
+        }),
+        function_name: "test".into(),
+    }
+}
+
+/// An app whose database is a port nobody listens on: any request that reached it would fail with 500.
+fn app_without_database() -> App {
+    let port = postgres::free_port().unwrap().to_string();
+    let env = vec![("PGHOST".into(), "127.0.0.1".into()), ("PGPORT".into(), port), ("PGUSER".into(), "x".into())];
+    App {
+        config: Ok(Ready {
+            state_key: StateKey::new(LOCAL_STATE_SECRET).unwrap(),
+            database: Arc::new(Database::new(settings(env))),
+        }),
+        function_name: "test".into(),
+    }
+}
+
+fn sign(payload: &str) -> String {
+    StateKey::new(LOCAL_STATE_SECRET).unwrap().sign(payload).unwrap()
+}
+
+/// An HTTP API (2.0) event for `raw_query`.
+fn http_event(method: &str, raw_query: &str) -> Value {
+    let mut event = fixture("http-api", "success").unwrap();
+    event["rawQueryString"] = raw_query.into();
+    event["requestContext"]["http"]["method"] = method.into();
+    event
+}
+
+/// The handler on a runtime of its own, as in `serve`: the tests' own blocking clients stay outside it (D6).
+fn call(app: &App, event: Value) -> (u16, Value, Value) {
+    runtime().block_on(call_async(app, event))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+async fn call_async(app: &App, event: Value) -> (u16, Value, Value) {
+    let response = handle(app, LambdaEvent::new(event, Context::default())).await.unwrap();
+    let status = response["statusCode"].as_u64().unwrap() as u16;
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    (status, body, response)
+}
+
+fn assert_error(status: u16, body: &Value, expected_status: u16, message_part: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["ok"], false, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains(message_part), "{message:?} should contain {message_part:?}");
+    assert_eq!(body.as_object().unwrap().len(), 2, "an error body is exactly ok and message: {body}");
+}
+
+#[test]
+fn every_fixture_gets_its_status_and_the_table_holds_one_row_per_shape() {
+    let db = database();
+    let app = app_for(&db);
+    for shape in SHAPES {
+        let mut saved_id = None;
+        for (name, expected) in FIXTURES {
+            let (status, body, response) = call(&app, fixture(shape, name).unwrap());
+            assert_eq!(status, expected, "{shape}/{name}: {body}");
+            for (header, value) in [
+                ("Content-Type", "application/json"),
+                ("Cache-Control", "no-store"),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Referrer-Policy", "no-referrer"),
+            ] {
+                assert_eq!(response["headers"][header], value, "{shape}/{name}");
+            }
+            assert_eq!(response["isBase64Encoded"], false);
+            match name {
+                "success" => saved_id = body["id"].as_i64(),
+                "repeat" => assert_eq!(body["id"].as_i64(), saved_id, "{shape}: a repeat gets the first id"),
+                _ => {}
+            }
+        }
+    }
+    let rows = db.rows().unwrap();
+    assert_eq!(rows.len(), 3, "one row per shape's success, nothing from any other fixture: {rows:?}");
+    for (shape, (_, code, state)) in SHAPES.iter().zip(&rows) {
+        let event = fixture(shape, "success").unwrap();
+        let request = HttpRequest::from_event(&event).unwrap();
+        assert_eq!(Some(code.as_str()), request.values("code").next());
+        assert_eq!(Some(state.as_str()), request.values("state").next());
+    }
+}
+
+#[test]
+fn success_body_is_exactly_the_contract() {
+    let db = database();
+    let app = app_for(&db);
+    let (status, _, response) = call(&app, http_event("GET", &format!("code=abc&state={}", sign("p1"))));
+    assert_eq!(status, 200);
+    let id = db.rows().unwrap()[0].0;
+    assert_eq!(response["body"], format!(r#"{{"ok":true,"message":"Saved","id":{id}}}"#));
+    assert_eq!(db.rows().unwrap(), [(id, "abc".to_owned(), sign("p1"))]);
+}
+
+#[test]
+fn repeats_return_the_same_id_and_conflicts_change_nothing() {
+    let db = database();
+    let app = app_for(&db);
+    let (s1, s2) = (sign("mall:n1:1"), sign("mall:n2:1"));
+    let (status, first, _) = call(&app, http_event("GET", &format!("code=c1&state={s1}")));
+    assert_eq!(status, 200);
+    for _ in 0..3 {
+        let (status, again, _) = call(&app, http_event("GET", &format!("code=c1&state={s1}")));
+        assert_eq!((status, &again), (200, &first));
+    }
+    let (status, body, _) = call(&app, http_event("GET", &format!("code=c1&state={s2}")));
+    assert_error(status, &body, 409, "code");
+    let (status, body, _) = call(&app, http_event("GET", &format!("code=c2&state={s1}")));
+    assert_error(status, &body, 409, "state");
+    assert_eq!(db.rows().unwrap(), [(first["id"].as_i64().unwrap(), "c1".to_owned(), s1)]);
+}
+
+#[test]
+fn bad_parameters_are_400_naming_the_parameter_and_store_nothing() {
+    let db = database();
+    let app = app_for(&db);
+    let s = sign("p");
+    let long_code = "c".repeat(params::MAX_CODE_LEN + 1);
+    let long_state = format!("{}.{}", "p".repeat(600), "s".repeat(43));
+    let cases = [
+        (String::new(), "Missing params: code, state"),
+        (format!("state={s}"), "Missing params: code"),
+        ("code=abc".to_owned(), "Missing params: state"),
+        (format!("code=&state={s}"), "Missing params: code"),
+        ("code=abc&state=".to_owned(), "Missing params: state"),
+        (format!("code=a&code=b&state={s}"), "Repeated param: code"),
+        (format!("code=a&state={s}&state={s}"), "Repeated param: state"),
+        (format!("code={long_code}&state={s}"), "Oversized param: code"),
+        (format!("code=abc&state={long_state}"), "Oversized param: state"),
+        (format!("code=a%0Ab&state={s}"), "Malformed param: code"),
+        ("code=abc&state=%3Cscript%3E".to_owned(), "Malformed param: state"),
+        ("error=access_denied&error_description=No+thanks".to_owned(), "Authorization declined: access_denied"),
+        (format!("code=abc&state={s}&error=server_error"), "Authorization declined: server_error"),
+        ("error=%3Cscript%3E".to_owned(), "Authorization declined"),
+    ];
+    for (query, message) in cases {
+        let (status, body, _) = call(&app, http_event("GET", &query));
+        assert_error(status, &body, 400, message);
+    }
+    assert!(db.rows().unwrap().is_empty());
+}
+
+#[test]
+fn events_that_are_not_http_are_400() {
+    let app = app_for(&database());
+    for event in [json!({}), json!({"Records": []}), json!(null), json!("code=a"), json!({"httpMethod": 1})] {
+        let (status, body, _) = call(&app, event);
+        assert_error(status, &body, 400, "Bad request");
+    }
+}
+
+#[test]
+fn forged_states_are_403_before_the_database_is_touched() {
+    // The database here does not exist: reaching it would be a 500, not a 403.
+    let app = app_without_database();
+    let good = sign("mall:nonce:1");
+    let other_key = StateKey::new("guessed").unwrap().sign("mall:nonce:1").unwrap();
+    let truncated = &good[..good.len() - 1];
+    for state in [other_key.as_str(), "no-signature", "mall:nonce:1.", truncated, "a.bad"] {
+        let (status, body, _) = call(&app, http_event("GET", &format!("code=abc&state={state}")));
+        assert_error(status, &body, 403, "Invalid state signature");
+    }
+}
+
+#[test]
+fn methods_other_than_get_are_405() {
+    let db = database();
+    let app = app_for(&db);
+    for method in ["POST", "PUT", "DELETE", "HEAD", "OPTIONS", "get"] {
+        let (status, body, response) = call(&app, http_event(method, &format!("code=abc&state={}", sign("p"))));
+        assert_error(status, &body, 405, "Method not allowed");
+        assert_eq!(response["headers"]["Allow"], "GET");
+    }
+    let mut rest = fixture("rest-api", "success").unwrap();
+    rest["httpMethod"] = "POST".into();
+    assert_eq!(call(&app, rest).0, 405);
+    assert!(db.rows().unwrap().is_empty());
+}
+
+#[test]
+fn without_a_state_secret_every_request_is_refused() {
+    let db = database();
+    let app = App { config: Err("EXPECTED_STATE_SECRET is not set".into()), function_name: "test".into() };
+    for (shape, name) in [("http-api", "success"), ("rest-api", "missing-code"), ("function-url", "post")] {
+        let (status, body, _) = call(&app, fixture(shape, name).unwrap());
+        assert_error(status, &body, 500, "server misconfigured");
+    }
+    assert!(db.rows().unwrap().is_empty());
+}
+
+#[test]
+fn a_database_failure_is_a_plain_500_that_names_nothing_internal() {
+    let app = app_without_database();
+    let port = match &app.config {
+        Ok(ready) => ready.database.settings().target.clone(),
+        Err(_) => unreachable!(),
+    };
+    let (status, body, response) = call(&app, http_event("GET", &format!("code=abc&state={}", sign("p"))));
+    assert_error(status, &body, 500, "Database unavailable");
+    let text = response.to_string();
+    for secret in ["127.0.0.1", port.as_str(), "refused", "postgres"] {
+        assert!(!text.contains(secret), "{secret:?} leaked: {text}");
+    }
+}
+
+#[test]
+fn a_missing_table_is_a_500_and_the_next_request_still_works() {
+    let db = database();
+    let app = app_for(&db);
+    let mut admin = db.connect().unwrap();
+    admin.batch_execute("alter table cafe24.oauth_authorization_codes rename to moved").unwrap();
+    let (status, body, _) = call(&app, http_event("GET", &format!("code=abc&state={}", sign("p"))));
+    assert_error(status, &body, 500, "Database unavailable");
+    admin.batch_execute("alter table cafe24.moved rename to oauth_authorization_codes").unwrap();
+    let (status, _, _) = call(&app, http_event("GET", &format!("code=abc&state={}", sign("p"))));
+    assert_eq!(status, 200);
+    assert_eq!(db.rows().unwrap().len(), 1);
+}
+
+#[test]
+fn concurrent_identical_requests_store_one_row_and_agree_on_its_id() {
+    let db = database();
+    let event = http_event("GET", &format!("code=race&state={}", sign("race")));
+    // Eight instances, each with its own connection: their database work runs on blocking threads at once.
+    let apps: Vec<&'static App> = (0..8).map(|_| &*Box::leak(Box::new(app_for(&db)))).collect();
+    let answers = runtime().block_on(async {
+        let tasks: Vec<_> = apps.iter().map(|app| tokio::spawn(call_async(app, event.clone()))).collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    });
+    let mut ids = Vec::new();
+    for (status, body, _) in answers {
+        assert_eq!(status, 200, "{body}");
+        ids.push(body["id"].clone());
+    }
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    assert_eq!(db.rows().unwrap().len(), 1);
+}
