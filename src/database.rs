@@ -11,21 +11,23 @@ use std::time::Duration;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
 
-
-/// D6: one round trip. The insert and the look-up for a repeat are one statement: `on conflict do nothing`
-/// makes the database, not a read-then-write in the code, decide whether the pair is new (D5).
+/// D6: one round trip. The look-up for a repeat and the insert are one statement, and `on conflict do nothing`
+/// makes the database, not a read-then-write in the code, decide whether the pair is new (D5). The insert only
+/// runs when nothing matched, so a repeat does not use up a sequence value.
 const STORE_CODE: &str = "\
-with inserted as (
+with existing as (
+    select id, code = $1 as same_code, state = $2 as same_state
+      from cafe24.oauth_authorization_codes
+     where code = $1 or state = $2
+), inserted as (
     insert into cafe24.oauth_authorization_codes (code, state)
-    values ($1, $2)
+    select $1, $2 where not exists (select from existing)
     on conflict do nothing
     returning id
 )
 select id, true as inserted, true as same_code, true as same_state from inserted
 union all
-select id, false, code = $1, state = $2
-  from cafe24.oauth_authorization_codes
- where (code = $1 or state = $2) and not exists (select from inserted)";
+select id, false, same_code, same_state from existing";
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -52,7 +54,9 @@ pub struct Settings {
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings").field("target", &self.target).finish_non_exhaustive()
+        f.debug_struct("Settings")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,7 +70,9 @@ impl Settings {
         // libpq would try a Unix socket; a Lambda has none, so the loopback host is the useful default.
         let host = var("PGHOST").unwrap_or_else(|| "localhost".to_owned());
         let port = match var("PGPORT") {
-            Some(p) => p.parse::<u16>().map_err(|_| format!("PGPORT is not a port number: {p:?}"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| format!("PGPORT is not a port number: {p:?}"))?,
             None => 5432,
         };
         let user = var("PGUSER")
@@ -78,20 +84,32 @@ impl Settings {
             Some(t) => match t.trim().parse::<i64>() {
                 Ok(s) if s > 0 => Duration::from_secs(s.max(2) as u64),
                 Ok(_) => DEFAULT_CONNECT_TIMEOUT,
-                Err(_) => return Err(format!("PGCONNECT_TIMEOUT is not a number of seconds: {t:?}")),
+                Err(_) => {
+                    return Err(format!(
+                        "PGCONNECT_TIMEOUT is not a number of seconds: {t:?}"
+                    ));
+                }
             },
             None => DEFAULT_CONNECT_TIMEOUT,
         };
 
         let mut config = postgres::Config::new();
-        config.host(&host).port(port).user(&user).dbname(&dbname).connect_timeout(connect_timeout);
+        config
+            .host(&host)
+            .port(port)
+            .user(&user)
+            .dbname(&dbname)
+            .connect_timeout(connect_timeout);
         if let Some(password) = var("PGPASSWORD") {
             config.password(password);
         }
         if let Some(name) = var("PGAPPNAME") {
             config.application_name(&name);
         }
-        Ok(Settings { config, target: format!("{user}@{host}:{port}/{dbname}") })
+        Ok(Settings {
+            config,
+            target: format!("{user}@{host}:{port}/{dbname}"),
+        })
     }
 
     fn connect(&self) -> Result<Client, postgres::Error> {
@@ -113,7 +131,11 @@ pub struct DatabaseError {
 impl DatabaseError {
     fn from_postgres(error: &postgres::Error) -> Self {
         let (kind, hint) = diagnose(error);
-        DatabaseError { kind, hint, detail: error_chain(error) }
+        DatabaseError {
+            kind,
+            hint,
+            detail: error_chain(error),
+        }
     }
 }
 
@@ -122,32 +144,57 @@ fn diagnose(error: &postgres::Error) -> (&'static str, &'static str) {
     if let Some(db) = error.as_db_error() {
         let code = db.code().code();
         return match code {
-            "28P01" => ("auth_failed", "check PGUSER / PGPASSWORD (or the secret they come from)"),
-            "28000" if db.message().contains("no encryption") => {
-                ("tls_required", "the server requires TLS: set PGSSLMODE (require, verify-full)")
-            }
-            "28000" => ("auth_rejected", "the server refused this user/host: check pg_hba rules and PGUSER"),
+            "28P01" => (
+                "auth_failed",
+                "check PGUSER / PGPASSWORD (or the secret they come from)",
+            ),
+            "28000" if db.message().contains("no encryption") => (
+                "tls_required",
+                "the server requires TLS: set PGSSLMODE (require, verify-full)",
+            ),
+            "28000" => (
+                "auth_rejected",
+                "the server refused this user/host: check pg_hba rules and PGUSER",
+            ),
             "3D000" => ("no_database", "check PGDATABASE"),
             "42P01" | "3F000" => ("no_table", "the table is missing: run sql/schema.sql"),
-            "42501" => ("permission_denied", "grant insert, select on the table (see sql/schema.sql)"),
-            "57014" => ("statement_timeout", "the database is slow or locked: check its load"),
-            _ if code.starts_with("57P") || code.starts_with("08") => {
-                ("connection_lost", "the server closed the connection (restart, failover or admin)")
-            }
-            "53300" => ("too_many_connections", "the database is out of connections: cap the function's concurrency"),
+            "42501" => (
+                "permission_denied",
+                "grant insert, select on the table (see sql/schema.sql)",
+            ),
+            "57014" => (
+                "statement_timeout",
+                "the database is slow or locked: check its load",
+            ),
+            _ if code.starts_with("57P") || code.starts_with("08") => (
+                "connection_lost",
+                "the server closed the connection (restart, failover or admin)",
+            ),
+            "53300" => (
+                "too_many_connections",
+                "the database is out of connections: cap the function's concurrency",
+            ),
             _ => ("database_error", "see detail"),
         };
     }
     let io = source_io_error(error);
     match io.map(std::io::Error::kind) {
-        Some(std::io::ErrorKind::ConnectionRefused) => {
-            ("connection_refused", "ECONNREFUSED: check VPC, security groups (TCP 5432 from the function) and PGHOST/PGPORT")
-        }
-        Some(std::io::ErrorKind::TimedOut) => ("timeout", "no answer in time: check the network path, security groups and the database's load"),
-        _ if error.to_string().contains("timed out") => {
-            ("timeout", "no answer in time: check the network path, security groups and the database's load")
-        }
-        _ if error.is_closed() || io.is_some() => ("connection_lost", "the connection dropped: check the database's health"),
+        Some(std::io::ErrorKind::ConnectionRefused) => (
+            "connection_refused",
+            "ECONNREFUSED: check VPC, security groups (TCP 5432 from the function) and PGHOST/PGPORT",
+        ),
+        Some(std::io::ErrorKind::TimedOut) => (
+            "timeout",
+            "no answer in time: check the network path, security groups and the database's load",
+        ),
+        _ if error.to_string().contains("timed out") => (
+            "timeout",
+            "no answer in time: check the network path, security groups and the database's load",
+        ),
+        _ if error.is_closed() || io.is_some() => (
+            "connection_lost",
+            "the connection dropped: check the database's health",
+        ),
         _ => ("database_error", "see detail"),
     }
 }
@@ -194,7 +241,10 @@ pub struct Database {
 
 impl Database {
     pub fn new(settings: Settings) -> Self {
-        Database { settings, client: Mutex::new(None) }
+        Database {
+            settings,
+            client: Mutex::new(None),
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -215,7 +265,11 @@ impl Database {
         };
         let client = match slot.as_mut() {
             Some(client) => client,
-            None => slot.insert(self.settings.connect().map_err(|e| DatabaseError::from_postgres(&e))?),
+            None => slot.insert(
+                self.settings
+                    .connect()
+                    .map_err(|e| DatabaseError::from_postgres(&e))?,
+            ),
         };
         match store_once(client, code, state) {
             // The card: a connection that dropped between invocations is reconnected once, and the statement
@@ -227,7 +281,11 @@ impl Database {
                     "connection lost; reconnecting once"
                 );
                 *slot = None;
-                let client = slot.insert(self.settings.connect().map_err(|e| DatabaseError::from_postgres(&e))?);
+                let client = slot.insert(
+                    self.settings
+                        .connect()
+                        .map_err(|e| DatabaseError::from_postgres(&e))?,
+                );
                 store_once(client, code, state)
             }
             result => result,
@@ -245,7 +303,11 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let client = self.client.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(client) = client {
             // The client's own runtime must not be dropped on an async thread (see the module comment).
             let _ = std::thread::spawn(move || drop(client)).join();
@@ -254,7 +316,11 @@ impl Drop for Database {
 }
 
 /// `None` when the pair was neither inserted nor found, twice.
-fn store_once(client: &mut Client, code: &str, state: &str) -> Result<Option<Stored>, postgres::Error> {
+fn store_once(
+    client: &mut Client,
+    code: &str,
+    state: &str,
+) -> Result<Option<Stored>, postgres::Error> {
     // The statement sees the table as of its start: a pair committed by a concurrent request while our insert
     // waited on it is invisible to its select. Running it again, with a new snapshot, sees that row.
     for _ in 0..2 {
@@ -284,15 +350,26 @@ mod tests {
     use super::*;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]
     fn settings_follow_libpq_defaults() {
         let s = Settings::from_lookup(lookup(&[("PGUSER", "app")])).unwrap();
         assert_eq!(s.target, "app@localhost:5432/app");
-        assert_eq!(s.config.get_connect_timeout(), Some(&DEFAULT_CONNECT_TIMEOUT));
+        assert_eq!(
+            s.config.get_connect_timeout(),
+            Some(&DEFAULT_CONNECT_TIMEOUT)
+        );
         let s = Settings::from_lookup(lookup(&[
             ("PGHOST", "db.example"),
             ("PGPORT", "6432"),
@@ -303,16 +380,28 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(s.target, "app@db.example:6432/shop");
-        assert_eq!(s.config.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        assert_eq!(
+            s.config.get_connect_timeout(),
+            Some(&Duration::from_secs(2))
+        );
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 
     #[test]
     fn settings_reject_what_libpq_would() {
-        assert!(Settings::from_lookup(lookup(&[])).unwrap_err().contains("PGUSER"));
+        assert!(
+            Settings::from_lookup(lookup(&[]))
+                .unwrap_err()
+                .contains("PGUSER")
+        );
         let e = Settings::from_lookup(lookup(&[("PGUSER", "a"), ("PGPORT", "x")])).unwrap_err();
         assert!(e.contains("PGPORT"), "{e}");
-        let s = Settings::from_lookup(lookup(&[("PGUSER", "a"), ("PGCONNECT_TIMEOUT", "0")])).unwrap();
-        assert_eq!(s.config.get_connect_timeout(), Some(&DEFAULT_CONNECT_TIMEOUT), "0 must not mean forever");
+        let s =
+            Settings::from_lookup(lookup(&[("PGUSER", "a"), ("PGCONNECT_TIMEOUT", "0")])).unwrap();
+        assert_eq!(
+            s.config.get_connect_timeout(),
+            Some(&DEFAULT_CONNECT_TIMEOUT),
+            "0 must not mean forever"
+        );
     }
 }

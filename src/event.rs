@@ -57,12 +57,19 @@ impl HttpRequest {
                 .and_then(Value::as_str)
                 .is_some_and(|d| d.contains(".lambda-url."));
             return Ok(HttpRequest {
-                shape: if is_function_url { Shape::FunctionUrl } else { Shape::HttpApi },
+                shape: if is_function_url {
+                    Shape::FunctionUrl
+                } else {
+                    Shape::HttpApi
+                },
                 method: method.to_owned(),
                 query: v2_query(event)?,
             });
         }
-        let method = event.get("httpMethod").and_then(Value::as_str).ok_or(EventError::NotHttp)?;
+        let method = event
+            .get("httpMethod")
+            .and_then(Value::as_str)
+            .ok_or(EventError::NotHttp)?;
         let shape = if context.is_some_and(|c| c.contains_key("elb")) {
             Shape::LoadBalancer
         } else {
@@ -77,7 +84,10 @@ impl HttpRequest {
 
     /// The values given for `name`, in order.
     pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.query.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -85,7 +95,9 @@ impl HttpRequest {
 /// commas, which would hide a repeated `code`, so it is only a fallback for events without the raw string.
 fn v2_query(event: &Map<String, Value>) -> Result<Vec<(String, String)>, EventError> {
     match event.get("rawQueryString") {
-        Some(Value::String(raw)) => Ok(form_urlencoded::parse(raw.as_bytes()).into_owned().collect()),
+        Some(Value::String(raw)) => Ok(form_urlencoded::parse(raw.as_bytes())
+            .into_owned()
+            .collect()),
         Some(Value::Null) | None => single_values(event.get("queryStringParameters"), false),
         Some(_) => Err(EventError::MalformedQuery),
     }
@@ -93,7 +105,10 @@ fn v2_query(event: &Map<String, Value>) -> Result<Vec<(String, String)>, EventEr
 
 /// 1.0 gives `multiValueQueryStringParameters` (every value) beside `queryStringParameters` (the last one);
 /// the multi-value map is the one that can show a repeat.
-fn v1_query(event: &Map<String, Value>, encoded: bool) -> Result<Vec<(String, String)>, EventError> {
+fn v1_query(
+    event: &Map<String, Value>,
+    encoded: bool,
+) -> Result<Vec<(String, String)>, EventError> {
     match event.get("multiValueQueryStringParameters") {
         Some(Value::Object(map)) => {
             let mut query = Vec::new();
@@ -111,7 +126,10 @@ fn v1_query(event: &Map<String, Value>, encoded: bool) -> Result<Vec<(String, St
     }
 }
 
-fn single_values(params: Option<&Value>, encoded: bool) -> Result<Vec<(String, String)>, EventError> {
+fn single_values(
+    params: Option<&Value>,
+    encoded: bool,
+) -> Result<Vec<(String, String)>, EventError> {
     match params {
         Some(Value::Object(map)) => map
             .iter()
@@ -129,7 +147,11 @@ fn decode_pair(name: &str, value: &str, encoded: bool) -> (String, String) {
     if !encoded {
         return (name.to_owned(), value.to_owned());
     }
-    let decode = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).map(|(_, v)| v.into_owned()).collect();
+    let decode = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    };
     (decode(name), decode(value))
 }
 
@@ -180,7 +202,10 @@ mod tests {
     #[test]
     fn v1_without_multi_value_map_and_null_parameters() {
         let event = json!({"httpMethod": "GET", "queryStringParameters": {"code": "c"}});
-        assert_eq!(HttpRequest::from_event(&event).unwrap().query, [("code".into(), "c".into())]);
+        assert_eq!(
+            HttpRequest::from_event(&event).unwrap().query,
+            [("code".into(), "c".into())]
+        );
         let event = json!({"httpMethod": "GET", "queryStringParameters": null,
             "multiValueQueryStringParameters": null});
         assert!(HttpRequest::from_event(&event).unwrap().query.is_empty());
@@ -197,12 +222,28 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_http_event() {
-        for event in [json!(null), json!([]), json!({}), json!({"version": "2.0"}), json!({"Records": []})] {
-            assert_eq!(HttpRequest::from_event(&event), Err(EventError::NotHttp), "{event}");
+        for event in [
+            json!(null),
+            json!([]),
+            json!({}),
+            json!({"version": "2.0"}),
+            json!({"Records": []}),
+        ] {
+            assert_eq!(
+                HttpRequest::from_event(&event),
+                Err(EventError::NotHttp),
+                "{event}"
+            );
         }
         let event = json!({"httpMethod": "GET", "queryStringParameters": {"code": 5}});
-        assert_eq!(HttpRequest::from_event(&event), Err(EventError::MalformedQuery));
+        assert_eq!(
+            HttpRequest::from_event(&event),
+            Err(EventError::MalformedQuery)
+        );
         let event = json!({"version": "2.0", "requestContext": {"http": {"method": "GET"}}, "rawQueryString": 1});
-        assert_eq!(HttpRequest::from_event(&event), Err(EventError::MalformedQuery));
+        assert_eq!(
+            HttpRequest::from_event(&event),
+            Err(EventError::MalformedQuery)
+        );
     }
 }

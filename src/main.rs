@@ -40,11 +40,15 @@ impl App {
         let config = match (StateKey::new(&secret), Settings::from_env()) {
             (None, _) => Err("EXPECTED_STATE_SECRET is not set: refusing every request".to_owned()),
             (_, Err(e)) => Err(e),
-            (Some(state_key), Ok(settings)) => {
-                Ok(Ready { state_key, database: Arc::new(Database::new(settings)) })
-            }
+            (Some(state_key), Ok(settings)) => Ok(Ready {
+                state_key,
+                database: Arc::new(Database::new(settings)),
+            }),
         };
-        App { config, function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default() }
+        App {
+            config,
+            function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+        }
     }
 }
 
@@ -68,19 +72,30 @@ impl Outcome {
     fn contract(&self) -> (u16, String) {
         match self {
             Outcome::Saved { .. } | Outcome::Repeat { .. } => (200, "Saved".into()),
-            Outcome::NotHttp(EventError::NotHttp) => {
-                (400, "Bad request: expected an API Gateway or function URL HTTP event".into())
+            Outcome::NotHttp(EventError::NotHttp) => (
+                400,
+                "Bad request: expected an API Gateway or function URL HTTP event".into(),
+            ),
+            Outcome::NotHttp(EventError::MalformedQuery) => {
+                (400, "Bad request: malformed query parameters".into())
             }
-            Outcome::NotHttp(EventError::MalformedQuery) => (400, "Bad request: malformed query parameters".into()),
             Outcome::BadParams(e) => (400, e.message()),
             Outcome::Declined { error: Some(e) } => (400, format!("Authorization declined: {e}")),
             Outcome::Declined { error: None } => (400, "Authorization declined".into()),
             Outcome::ForgedState => (403, "Invalid state signature".into()),
             Outcome::MethodNotAllowed => (405, "Method not allowed: use GET".into()),
-            Outcome::CodeTaken => (409, "Conflict: this code was already stored with another state".into()),
-            Outcome::StateTaken => (409, "Conflict: this state was already used with another code".into()),
+            Outcome::CodeTaken => (
+                409,
+                "Conflict: this code was already stored with another state".into(),
+            ),
+            Outcome::StateTaken => (
+                409,
+                "Conflict: this state was already used with another code".into(),
+            ),
             Outcome::Misconfigured(_) => (500, "server misconfigured".into()),
-            Outcome::DatabaseFailed(_) => (500, "Database unavailable: the code was not saved".into()),
+            Outcome::DatabaseFailed(_) => {
+                (500, "Database unavailable: the code was not saved".into())
+            }
         }
     }
 
@@ -123,7 +138,13 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let mut trace = Trace::default();
     let outcome = callback(app, &event.payload, &mut trace).await;
     let response = respond(&outcome);
-    log_request(app, &event.context.request_id, &outcome, &trace, started.elapsed());
+    log_request(
+        app,
+        &event.context.request_id,
+        &outcome,
+        &trace,
+        started.elapsed(),
+    );
     Ok(response)
 }
 
@@ -144,7 +165,11 @@ async fn callback(app: &App, event: &Value, trace: &mut Trace) -> Outcome {
 
     let (code, state) = match Callback::from_request(&request) {
         Ok(Callback::Authorization { code, state }) => (code, state),
-        Ok(Callback::Declined { error }) => return Outcome::Declined { error: error.map(str::to_owned) },
+        Ok(Callback::Declined { error }) => {
+            return Outcome::Declined {
+                error: error.map(str::to_owned),
+            };
+        }
         Err(e) => return Outcome::BadParams(e),
     };
     trace.code_fingerprint = Some(telemetry::code_fingerprint(code));
@@ -253,7 +278,9 @@ fn main() -> std::process::ExitCode {
 async fn serve() -> Result<(), Error> {
     let app: &'static App = Box::leak(Box::new(App::from_env()));
     match &app.config {
-        Ok(ready) => log::info!(target: "init", database = ready.database.settings().target.as_str(); "ready"),
+        Ok(ready) => {
+            log::info!(target: "init", database = ready.database.settings().target.as_str(); "ready")
+        }
         Err(why) => log::error!(target: "init", "server misconfigured: {why}"),
     }
     lambda_runtime::run(service_fn(move |event| handle(app, event))).await

@@ -42,15 +42,28 @@ fn mint(args: &[String]) -> Result<String, String> {
 /// D8: `mall_id:nonce:issued_at`, issued_at in Unix seconds.
 fn convention_payload(mall_id: &str) -> Result<String, String> {
     // Cafe24 mall ids are lowercase letters and digits; the token service builds a host name from it.
-    if mall_id.is_empty() || mall_id.len() > 64 || !mall_id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
-        return Err(format!("not a Cafe24 mall id (lowercase letters and digits): {mall_id:?}"));
+    if mall_id.is_empty()
+        || mall_id.len() > 64
+        || !mall_id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(format!(
+            "not a Cafe24 mall id (lowercase letters and digits): {mall_id:?}"
+        ));
     }
     let mut nonce = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut nonce))
         .map_err(|e| format!("no randomness for the nonce: {e}"))?;
-    let issued_at = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
-    Ok(format!("{mall_id}:{}:{issued_at}", URL_SAFE_NO_PAD.encode(nonce)))
+    let issued_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    Ok(format!(
+        "{mall_id}:{}:{issued_at}",
+        URL_SAFE_NO_PAD.encode(nonce)
+    ))
 }
 
 #[cfg(test)]
@@ -67,7 +80,10 @@ mod tests {
         assert_eq!(parts[1].len(), 22);
         assert!(parts[2].parse::<u64>().unwrap() > 1_700_000_000);
         assert_ne!(a, b);
-        assert!(StateKey::new("k").unwrap().sign(&a).is_some(), "the payload fits D4's alphabet");
+        assert!(
+            StateKey::new("k").unwrap().sign(&a).is_some(),
+            "the payload fits D4's alphabet"
+        );
     }
 
     #[test]

@@ -9,9 +9,14 @@ pub const MAX_CODE_LEN: usize = 512;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Callback<'a> {
-    Authorization { code: &'a str, state: &'a str },
+    Authorization {
+        code: &'a str,
+        state: &'a str,
+    },
     /// The provider sent `error` instead of a code. Its value is not trusted: only a tidy one is kept.
-    Declined { error: Option<&'a str> },
+    Declined {
+        error: Option<&'a str>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +33,12 @@ impl ParamError {
         match self {
             ParamError::Missing(names) => format!("Missing params: {}", names.join(", ")),
             ParamError::Repeated(name) => format!("Repeated param: {name} must be given once"),
-            ParamError::Oversized(name, max) => format!("Oversized param: {name} is longer than {max} characters"),
-            ParamError::Malformed(name, allowed) => format!("Malformed param: {name} may only hold {allowed}"),
+            ParamError::Oversized(name, max) => {
+                format!("Oversized param: {name} is longer than {max} characters")
+            }
+            ParamError::Malformed(name, allowed) => {
+                format!("Malformed param: {name} may only hold {allowed}")
+            }
         }
     }
 }
@@ -38,7 +47,9 @@ impl<'a> Callback<'a> {
     pub fn from_request(request: &'a HttpRequest) -> Result<Self, ParamError> {
         // oauth2-proxy's order: a provider error is handled before anything else.
         if let Some(error) = request.values("error").next() {
-            return Ok(Callback::Declined { error: tidy_error(error) });
+            return Ok(Callback::Declined {
+                error: tidy_error(error),
+            });
         }
         let code = single(request, "code");
         let state = single(request, "state");
@@ -82,7 +93,9 @@ fn single<'a>(request: &'a HttpRequest, name: &'static str) -> Result<&'a str, O
 fn tidy_error(error: &str) -> Option<&str> {
     let tidy = !error.is_empty()
         && error.len() <= 64
-        && error.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && error
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     tidy.then_some(error)
 }
 
@@ -95,7 +108,10 @@ mod tests {
         HttpRequest {
             shape: Shape::HttpApi,
             method: "GET".into(),
-            query: query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            query: query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -109,36 +125,77 @@ mod tests {
 
     #[test]
     fn accepts_a_code_and_a_state_and_ignores_other_parameters() {
-        assert_eq!(parse(&[("code", "abc"), ("state", "p.s"), ("utm", "x")]), Ok("abc p.s".into()));
+        assert_eq!(
+            parse(&[("code", "abc"), ("state", "p.s"), ("utm", "x")]),
+            Ok("abc p.s".into())
+        );
     }
 
     #[test]
     fn names_what_is_missing() {
         assert_eq!(parse(&[]), Err("Missing params: code, state".into()));
         assert_eq!(parse(&[("state", "s")]), Err("Missing params: code".into()));
-        assert_eq!(parse(&[("code", "c"), ("state", "")]), Err("Missing params: state".into()));
-        assert_eq!(parse(&[("code", "c"), ("code", "c"), ("state", "s")]), Err("Repeated param: code must be given once".into()));
-        assert_eq!(parse(&[("code", "c"), ("state", "s"), ("state", "s")]), Err("Repeated param: state must be given once".into()));
+        assert_eq!(
+            parse(&[("code", "c"), ("state", "")]),
+            Err("Missing params: state".into())
+        );
+        assert_eq!(
+            parse(&[("code", "c"), ("code", "c"), ("state", "s")]),
+            Err("Repeated param: code must be given once".into())
+        );
+        assert_eq!(
+            parse(&[("code", "c"), ("state", "s"), ("state", "s")]),
+            Err("Repeated param: state must be given once".into())
+        );
         // A missing parameter is named even when the other one is repeated.
-        assert_eq!(parse(&[("code", "c"), ("code", "d")]), Err("Missing params: state".into()));
+        assert_eq!(
+            parse(&[("code", "c"), ("code", "d")]),
+            Err("Missing params: state".into())
+        );
     }
 
     #[test]
     fn limits_size_and_alphabet() {
         let long = "c".repeat(MAX_CODE_LEN + 1);
-        assert!(parse(&[("code", &long), ("state", "s")]).unwrap_err().starts_with("Oversized param: code"));
+        assert!(
+            parse(&[("code", &long), ("state", "s")])
+                .unwrap_err()
+                .starts_with("Oversized param: code")
+        );
         assert!(parse(&[("code", &long[1..]), ("state", "s")]).is_ok());
-        assert!(parse(&[("code", "a\nb"), ("state", "s")]).unwrap_err().starts_with("Malformed param: code"));
-        assert!(parse(&[("code", "몰"), ("state", "s")]).unwrap_err().starts_with("Malformed param: code"));
+        assert!(
+            parse(&[("code", "a\nb"), ("state", "s")])
+                .unwrap_err()
+                .starts_with("Malformed param: code")
+        );
+        assert!(
+            parse(&[("code", "몰"), ("state", "s")])
+                .unwrap_err()
+                .starts_with("Malformed param: code")
+        );
         let long = "s".repeat(state::MAX_STATE_LEN + 1);
-        assert!(parse(&[("code", "c"), ("state", &long)]).unwrap_err().starts_with("Oversized param: state"));
-        assert!(parse(&[("code", "c"), ("state", "a b")]).unwrap_err().starts_with("Malformed param: state"));
+        assert!(
+            parse(&[("code", "c"), ("state", &long)])
+                .unwrap_err()
+                .starts_with("Oversized param: state")
+        );
+        assert!(
+            parse(&[("code", "c"), ("state", "a b")])
+                .unwrap_err()
+                .starts_with("Malformed param: state")
+        );
     }
 
     #[test]
     fn a_provider_error_comes_first() {
-        assert_eq!(parse(&[("error", "access_denied"), ("error_description", "no")]), Ok("declined Some(\"access_denied\")".into()));
-        assert_eq!(parse(&[("code", "c"), ("state", "s"), ("error", "<script>")]), Ok("declined None".into()));
+        assert_eq!(
+            parse(&[("error", "access_denied"), ("error_description", "no")]),
+            Ok("declined Some(\"access_denied\")".into())
+        );
+        assert_eq!(
+            parse(&[("code", "c"), ("state", "s"), ("error", "<script>")]),
+            Ok("declined None".into())
+        );
         assert_eq!(parse(&[("error", "")]), Ok("declined None".into()));
     }
 }

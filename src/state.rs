@@ -38,7 +38,8 @@ impl StateKey {
 
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length, so this cannot fail; the fallback keeps the path panic-free.
-        Hmac::<Sha256>::new_from_slice(&self.0).unwrap_or_else(|_| Hmac::<Sha256>::new(&Default::default()))
+        Hmac::<Sha256>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| Hmac::<Sha256>::new(&Default::default()))
     }
 
     /// The state for `payload`, or `None` when the payload is outside D4's alphabet or length.
@@ -109,7 +110,11 @@ mod tests {
     #[test]
     fn test_vectors_sign_and_verify() {
         for (secret, payload, state) in VECTORS {
-            assert_eq!(key(secret).sign(payload).as_deref(), Some(state), "{secret} {payload}");
+            assert_eq!(
+                key(secret).sign(payload).as_deref(),
+                Some(state),
+                "{secret} {payload}"
+            );
             assert_eq!(key(secret).verify(state), Some(SignedState { payload }));
         }
     }
@@ -127,10 +132,16 @@ mod tests {
         let good = VECTORS[0].2;
         assert!(key("other").verify(good).is_none());
         let (payload, sig) = good.rsplit_once('.').unwrap();
-        assert!(k.verify(&format!("{payload}x.{sig}")).is_none(), "payload changed");
+        assert!(
+            k.verify(&format!("{payload}x.{sig}")).is_none(),
+            "payload changed"
+        );
         let mut flipped = sig.to_string();
         flipped.replace_range(0..1, if sig.starts_with('A') { "B" } else { "A" });
-        assert!(k.verify(&format!("{payload}.{flipped}")).is_none(), "signature changed");
+        assert!(
+            k.verify(&format!("{payload}.{flipped}")).is_none(),
+            "signature changed"
+        );
         for bad in [
             "",
             "no-dot",

@@ -6,24 +6,28 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::kv::{Key, Value as KvValue, VisitSource};
+use log::kv::{Key, Value as KvValue, VisitSource, VisitValue};
 use serde_json::{Map, Value, json};
 
 /// CloudWatch namespace of the EMF metrics.
 pub const METRICS_NAMESPACE: &str = "Cafe24OAuthCallback";
 
 /// The log filter: RUST_LOG when set (it can name modules), else Lambda's AWS_LAMBDA_LOG_LEVEL, else `info`.
+/// At `info`, lambda_runtime's own line for every invocation is held back: D7 wants one line per request.
 pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> String {
     if let Some(spec) = rust_log.filter(|s| !s.trim().is_empty()) {
         return spec.to_owned();
     }
-    match lambda_level.map(|l| l.trim().to_ascii_uppercase()).as_deref() {
+    match lambda_level
+        .map(|l| l.trim().to_ascii_uppercase())
+        .as_deref()
+    {
         Some("TRACE") => "trace",
         Some("DEBUG") => "debug",
         Some("WARN") => "warn",
         // FATAL has no `log` level: errors are the closest that still shows.
         Some("ERROR") | Some("FATAL") => "error",
-        _ => "info",
+        _ => "info,lambda_runtime=warn",
     }
     .to_owned()
 }
@@ -51,18 +55,45 @@ struct JsonFields<'a>(&'a mut Map<String, Value>);
 
 impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
     fn visit_pair(&mut self, key: Key<'kvs>, value: KvValue<'kvs>) -> Result<(), log::kv::Error> {
-        let value = if let Some(n) = value.to_i64() {
-            n.into()
-        } else if let Some(n) = value.to_u64() {
-            n.into()
-        } else if let Some(b) = value.to_bool() {
-            b.into()
-        } else if let Some(f) = value.to_f64() {
-            f.into()
-        } else {
-            value.to_string().into()
-        };
-        self.0.insert(key.as_str().to_owned(), value);
+        let mut json = JsonValue(None);
+        value.visit(&mut json)?;
+        // An absent field (`None`) is left out rather than written as null.
+        if let Some(json) = json.0 {
+            self.0.insert(key.as_str().to_owned(), json);
+        }
+        Ok(())
+    }
+}
+
+struct JsonValue(Option<Value>);
+
+impl<'v> VisitValue<'v> for JsonValue {
+    fn visit_any(&mut self, value: KvValue<'_>) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.to_string().into());
+        Ok(())
+    }
+    fn visit_null(&mut self) -> Result<(), log::kv::Error> {
+        self.0 = None;
+        Ok(())
+    }
+    fn visit_u64(&mut self, value: u64) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.into());
+        Ok(())
+    }
+    fn visit_i64(&mut self, value: i64) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.into());
+        Ok(())
+    }
+    fn visit_f64(&mut self, value: f64) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.into());
+        Ok(())
+    }
+    fn visit_bool(&mut self, value: bool) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.into());
+        Ok(())
+    }
+    fn visit_str(&mut self, value: &str) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.into());
         Ok(())
     }
 }
@@ -71,13 +102,25 @@ impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
 /// token service's logs, useless to anyone who would exchange it (D7: never the full code).
 pub fn code_fingerprint(code: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(code.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(code.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The EMF document of one request: the seed's invocation count, error count and latency (p50/p95 are
 /// CloudWatch statistics on `Latency`).
-pub fn metrics_line(function_name: &str, request_id: &str, status: u16, elapsed_ms: f64, database_ms: Option<f64>) -> Value {
-    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+pub fn metrics_line(
+    function_name: &str,
+    request_id: &str,
+    status: u16,
+    elapsed_ms: f64,
+    database_ms: Option<f64>,
+) -> Value {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut metrics = vec![
         json!({"Name": "Callbacks", "Unit": "Count"}),
         json!({"Name": "Saved", "Unit": "Count"}),
@@ -126,11 +169,15 @@ mod tests {
 
     #[test]
     fn filter_precedence_and_lambda_levels() {
-        assert_eq!(log_filter(Some("debug,hyper=warn"), Some("ERROR")), "debug,hyper=warn");
+        assert_eq!(
+            log_filter(Some("debug,hyper=warn"), Some("ERROR")),
+            "debug,hyper=warn"
+        );
         assert_eq!(log_filter(None, Some("FATAL")), "error");
         assert_eq!(log_filter(Some(" "), Some("warn")), "warn");
         assert_eq!(log_filter(None, Some("DEBUG")), "debug");
-        assert_eq!(log_filter(None, None), "info");
+        assert_eq!(log_filter(None, None), "info,lambda_runtime=warn");
+        assert_eq!(log_filter(None, Some("INFO")), "info,lambda_runtime=warn");
     }
 
     #[test]
@@ -152,6 +199,9 @@ mod tests {
         }
         assert_eq!(line["Errors"], 1);
         assert_eq!(line["Latency"], 12.346);
-        assert!(line.get("level").is_none(), "a level would let Lambda filter metrics away");
+        assert!(
+            line.get("level").is_none(),
+            "a level would let Lambda filter metrics away"
+        );
     }
 }

@@ -7,11 +7,14 @@ use devtools::{FIXTURES, LOCAL_STATE_SECRET, SHAPES, fixture};
 use lambda_runtime::Context;
 
 fn database() -> TestDatabase {
-    postgres::shared().and_then(|c| c.create_database()).unwrap()
+    postgres::shared()
+        .and_then(|c| c.create_database())
+        .unwrap()
 }
 
 fn settings(env: Vec<(String, String)>) -> Settings {
-    Settings::from_lookup(move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap()
+    Settings::from_lookup(move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        .unwrap()
 }
 
 fn app_for(db: &TestDatabase) -> App {
@@ -27,7 +30,11 @@ fn app_for(db: &TestDatabase) -> App {
 /// An app whose database is a port nobody listens on: any request that reached it would fail with 500.
 fn app_without_database() -> App {
     let port = postgres::free_port().unwrap().to_string();
-    let env = vec![("PGHOST".into(), "127.0.0.1".into()), ("PGPORT".into(), port), ("PGUSER".into(), "x".into())];
+    let env = vec![
+        ("PGHOST".into(), "127.0.0.1".into()),
+        ("PGPORT".into(), port),
+        ("PGUSER".into(), "x".into()),
+    ];
     App {
         config: Ok(Ready {
             state_key: StateKey::new(LOCAL_STATE_SECRET).unwrap(),
@@ -38,7 +45,10 @@ fn app_without_database() -> App {
 }
 
 fn sign(payload: &str) -> String {
-    StateKey::new(LOCAL_STATE_SECRET).unwrap().sign(payload).unwrap()
+    StateKey::new(LOCAL_STATE_SECRET)
+        .unwrap()
+        .sign(payload)
+        .unwrap()
 }
 
 /// An HTTP API (2.0) event for `raw_query`.
@@ -55,11 +65,15 @@ fn call(app: &App, event: Value) -> (u16, Value, Value) {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
 }
 
 async fn call_async(app: &App, event: Value) -> (u16, Value, Value) {
-    let response = handle(app, LambdaEvent::new(event, Context::default())).await.unwrap();
+    let response = handle(app, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
     let status = response["statusCode"].as_u64().unwrap() as u16;
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     (status, body, response)
@@ -69,8 +83,15 @@ fn assert_error(status: u16, body: &Value, expected_status: u16, message_part: &
     assert_eq!(status, expected_status, "{body}");
     assert_eq!(body["ok"], false, "{body}");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains(message_part), "{message:?} should contain {message_part:?}");
-    assert_eq!(body.as_object().unwrap().len(), 2, "an error body is exactly ok and message: {body}");
+    assert!(
+        message.contains(message_part),
+        "{message:?} should contain {message_part:?}"
+    );
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        2,
+        "an error body is exactly ok and message: {body}"
+    );
 }
 
 #[test]
@@ -93,13 +114,21 @@ fn every_fixture_gets_its_status_and_the_table_holds_one_row_per_shape() {
             assert_eq!(response["isBase64Encoded"], false);
             match name {
                 "success" => saved_id = body["id"].as_i64(),
-                "repeat" => assert_eq!(body["id"].as_i64(), saved_id, "{shape}: a repeat gets the first id"),
+                "repeat" => assert_eq!(
+                    body["id"].as_i64(),
+                    saved_id,
+                    "{shape}: a repeat gets the first id"
+                ),
                 _ => {}
             }
         }
     }
     let rows = db.rows().unwrap();
-    assert_eq!(rows.len(), 3, "one row per shape's success, nothing from any other fixture: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        3,
+        "one row per shape's success, nothing from any other fixture: {rows:?}"
+    );
     for (shape, (_, code, state)) in SHAPES.iter().zip(&rows) {
         let event = fixture(shape, "success").unwrap();
         let request = HttpRequest::from_event(&event).unwrap();
@@ -112,10 +141,16 @@ fn every_fixture_gets_its_status_and_the_table_holds_one_row_per_shape() {
 fn success_body_is_exactly_the_contract() {
     let db = database();
     let app = app_for(&db);
-    let (status, _, response) = call(&app, http_event("GET", &format!("code=abc&state={}", sign("p1"))));
+    let (status, _, response) = call(
+        &app,
+        http_event("GET", &format!("code=abc&state={}", sign("p1"))),
+    );
     assert_eq!(status, 200);
     let id = db.rows().unwrap()[0].0;
-    assert_eq!(response["body"], format!(r#"{{"ok":true,"message":"Saved","id":{id}}}"#));
+    assert_eq!(
+        response["body"],
+        format!(r#"{{"ok":true,"message":"Saved","id":{id}}}"#)
+    );
     assert_eq!(db.rows().unwrap(), [(id, "abc".to_owned(), sign("p1"))]);
 }
 
@@ -134,7 +169,10 @@ fn repeats_return_the_same_id_and_conflicts_change_nothing() {
     assert_error(status, &body, 409, "code");
     let (status, body, _) = call(&app, http_event("GET", &format!("code=c2&state={s1}")));
     assert_error(status, &body, 409, "state");
-    assert_eq!(db.rows().unwrap(), [(first["id"].as_i64().unwrap(), "c1".to_owned(), s1)]);
+    assert_eq!(
+        db.rows().unwrap(),
+        [(first["id"].as_i64().unwrap(), "c1".to_owned(), s1)]
+    );
 }
 
 #[test]
@@ -151,13 +189,31 @@ fn bad_parameters_are_400_naming_the_parameter_and_store_nothing() {
         (format!("code=&state={s}"), "Missing params: code"),
         ("code=abc&state=".to_owned(), "Missing params: state"),
         (format!("code=a&code=b&state={s}"), "Repeated param: code"),
-        (format!("code=a&state={s}&state={s}"), "Repeated param: state"),
-        (format!("code={long_code}&state={s}"), "Oversized param: code"),
-        (format!("code=abc&state={long_state}"), "Oversized param: state"),
+        (
+            format!("code=a&state={s}&state={s}"),
+            "Repeated param: state",
+        ),
+        (
+            format!("code={long_code}&state={s}"),
+            "Oversized param: code",
+        ),
+        (
+            format!("code=abc&state={long_state}"),
+            "Oversized param: state",
+        ),
         (format!("code=a%0Ab&state={s}"), "Malformed param: code"),
-        ("code=abc&state=%3Cscript%3E".to_owned(), "Malformed param: state"),
-        ("error=access_denied&error_description=No+thanks".to_owned(), "Authorization declined: access_denied"),
-        (format!("code=abc&state={s}&error=server_error"), "Authorization declined: server_error"),
+        (
+            "code=abc&state=%3Cscript%3E".to_owned(),
+            "Malformed param: state",
+        ),
+        (
+            "error=access_denied&error_description=No+thanks".to_owned(),
+            "Authorization declined: access_denied",
+        ),
+        (
+            format!("code=abc&state={s}&error=server_error"),
+            "Authorization declined: server_error",
+        ),
         ("error=%3Cscript%3E".to_owned(), "Authorization declined"),
     ];
     for (query, message) in cases {
@@ -170,7 +226,13 @@ fn bad_parameters_are_400_naming_the_parameter_and_store_nothing() {
 #[test]
 fn events_that_are_not_http_are_400() {
     let app = app_for(&database());
-    for event in [json!({}), json!({"Records": []}), json!(null), json!("code=a"), json!({"httpMethod": 1})] {
+    for event in [
+        json!({}),
+        json!({"Records": []}),
+        json!(null),
+        json!("code=a"),
+        json!({"httpMethod": 1}),
+    ] {
         let (status, body, _) = call(&app, event);
         assert_error(status, &body, 400, "Bad request");
     }
@@ -181,9 +243,18 @@ fn forged_states_are_403_before_the_database_is_touched() {
     // The database here does not exist: reaching it would be a 500, not a 403.
     let app = app_without_database();
     let good = sign("mall:nonce:1");
-    let other_key = StateKey::new("guessed").unwrap().sign("mall:nonce:1").unwrap();
+    let other_key = StateKey::new("guessed")
+        .unwrap()
+        .sign("mall:nonce:1")
+        .unwrap();
     let truncated = &good[..good.len() - 1];
-    for state in [other_key.as_str(), "no-signature", "mall:nonce:1.", truncated, "a.bad"] {
+    for state in [
+        other_key.as_str(),
+        "no-signature",
+        "mall:nonce:1.",
+        truncated,
+        "a.bad",
+    ] {
         let (status, body, _) = call(&app, http_event("GET", &format!("code=abc&state={state}")));
         assert_error(status, &body, 403, "Invalid state signature");
     }
@@ -194,7 +265,10 @@ fn methods_other_than_get_are_405() {
     let db = database();
     let app = app_for(&db);
     for method in ["POST", "PUT", "DELETE", "HEAD", "OPTIONS", "get"] {
-        let (status, body, response) = call(&app, http_event(method, &format!("code=abc&state={}", sign("p"))));
+        let (status, body, response) = call(
+            &app,
+            http_event(method, &format!("code=abc&state={}", sign("p"))),
+        );
         assert_error(status, &body, 405, "Method not allowed");
         assert_eq!(response["headers"]["Allow"], "GET");
     }
@@ -207,8 +281,15 @@ fn methods_other_than_get_are_405() {
 #[test]
 fn without_a_state_secret_every_request_is_refused() {
     let db = database();
-    let app = App { config: Err("EXPECTED_STATE_SECRET is not set".into()), function_name: "test".into() };
-    for (shape, name) in [("http-api", "success"), ("rest-api", "missing-code"), ("function-url", "post")] {
+    let app = App {
+        config: Err("EXPECTED_STATE_SECRET is not set".into()),
+        function_name: "test".into(),
+    };
+    for (shape, name) in [
+        ("http-api", "success"),
+        ("rest-api", "missing-code"),
+        ("function-url", "post"),
+    ] {
         let (status, body, _) = call(&app, fixture(shape, name).unwrap());
         assert_error(status, &body, 500, "server misconfigured");
     }
@@ -222,7 +303,10 @@ fn a_database_failure_is_a_plain_500_that_names_nothing_internal() {
         Ok(ready) => ready.database.settings().target.clone(),
         Err(_) => unreachable!(),
     };
-    let (status, body, response) = call(&app, http_event("GET", &format!("code=abc&state={}", sign("p"))));
+    let (status, body, response) = call(
+        &app,
+        http_event("GET", &format!("code=abc&state={}", sign("p"))),
+    );
     assert_error(status, &body, 500, "Database unavailable");
     let text = response.to_string();
     for secret in ["127.0.0.1", port.as_str(), "refused", "postgres"] {
@@ -235,11 +319,21 @@ fn a_missing_table_is_a_500_and_the_next_request_still_works() {
     let db = database();
     let app = app_for(&db);
     let mut admin = db.connect().unwrap();
-    admin.batch_execute("alter table cafe24.oauth_authorization_codes rename to moved").unwrap();
-    let (status, body, _) = call(&app, http_event("GET", &format!("code=abc&state={}", sign("p"))));
+    admin
+        .batch_execute("alter table cafe24.oauth_authorization_codes rename to moved")
+        .unwrap();
+    let (status, body, _) = call(
+        &app,
+        http_event("GET", &format!("code=abc&state={}", sign("p"))),
+    );
     assert_error(status, &body, 500, "Database unavailable");
-    admin.batch_execute("alter table cafe24.moved rename to oauth_authorization_codes").unwrap();
-    let (status, _, _) = call(&app, http_event("GET", &format!("code=abc&state={}", sign("p"))));
+    admin
+        .batch_execute("alter table cafe24.moved rename to oauth_authorization_codes")
+        .unwrap();
+    let (status, _, _) = call(
+        &app,
+        http_event("GET", &format!("code=abc&state={}", sign("p"))),
+    );
     assert_eq!(status, 200);
     assert_eq!(db.rows().unwrap().len(), 1);
 }
@@ -249,9 +343,14 @@ fn concurrent_identical_requests_store_one_row_and_agree_on_its_id() {
     let db = database();
     let event = http_event("GET", &format!("code=race&state={}", sign("race")));
     // Eight instances, each with its own connection: their database work runs on blocking threads at once.
-    let apps: Vec<&'static App> = (0..8).map(|_| &*Box::leak(Box::new(app_for(&db)))).collect();
+    let apps: Vec<&'static App> = (0..8)
+        .map(|_| &*Box::leak(Box::new(app_for(&db))))
+        .collect();
     let answers = runtime().block_on(async {
-        let tasks: Vec<_> = apps.iter().map(|app| tokio::spawn(call_async(app, event.clone()))).collect();
+        let tasks: Vec<_> = apps
+            .iter()
+            .map(|app| tokio::spawn(call_async(app, event.clone())))
+            .collect();
         let mut answers = Vec::new();
         for task in tasks {
             answers.push(task.await.unwrap());
@@ -265,4 +364,132 @@ fn concurrent_identical_requests_store_one_row_and_agree_on_its_id() {
     }
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
     assert_eq!(db.rows().unwrap().len(), 1);
+}
+
+mod properties {
+    //! Arbitrary events and query strings never panic and always get a well-formed contract response.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    const CONTRACT_STATUSES: [u64; 6] = [200, 400, 403, 405, 409, 500];
+
+    fn arbitrary_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,20}".prop_map(Value::from),
+            prop_oneof![
+                Just("2.0"),
+                Just("GET"),
+                Just("POST"),
+                Just("code"),
+                Just("state")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("version".to_owned()),
+                        Just("httpMethod".to_owned()),
+                        Just("requestContext".to_owned()),
+                        Just("http".to_owned()),
+                        Just("method".to_owned()),
+                        Just("rawQueryString".to_owned()),
+                        Just("queryStringParameters".to_owned()),
+                        Just("multiValueQueryStringParameters".to_owned()),
+                        Just("elb".to_owned()),
+                        "[a-zA-Z]{1,8}",
+                    ],
+                    inner,
+                    0..6,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Query strings built from pieces that matter: the two names, repeats, encodings, signed and forged states.
+    fn arbitrary_query() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            Just("code"),
+            Just("state"),
+            Just("error"),
+            Just("x"),
+            Just("")
+        ];
+        let value = prop_oneof![
+            "[ -~]{0,40}",
+            ".{0,20}",
+            "[A-Za-z0-9:_~.-]{1,30}".prop_map(|p| sign(&p)),
+            "[A-Za-z0-9:_~.-]{1,30}".prop_map(|p| format!("{p}.{}", "A".repeat(43))),
+            Just("%".to_owned()),
+            Just("%ZZ%00%FF+%2B".to_owned()),
+        ];
+        prop::collection::vec((name, value), 0..5).prop_map(|pairs| {
+            pairs
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+    }
+
+    fn assert_well_formed(response: &Value) {
+        let status = response["statusCode"].as_u64().unwrap();
+        assert!(CONTRACT_STATUSES.contains(&status), "{response}");
+        assert_eq!(response["headers"]["Content-Type"], "application/json");
+        assert_eq!(response["headers"]["Cache-Control"], "no-store");
+        let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["ok"], status == 200, "{body}");
+        assert!(body["message"].is_string(), "{body}");
+        assert_eq!(body["id"].is_i64(), status == 200, "{body}");
+    }
+
+    fn respond_to(app: &App, event: Value) -> Value {
+        runtime()
+            .block_on(handle(app, LambdaEvent::new(event, Context::default())))
+            .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_events_get_a_contract_response(event in arbitrary_json()) {
+            static APP: std::sync::OnceLock<App> = std::sync::OnceLock::new();
+            let app = APP.get_or_init(|| app_for(&database()));
+            assert_well_formed(&respond_to(app, event));
+        }
+
+        #[test]
+        fn arbitrary_queries_in_every_shape_get_a_contract_response(
+            query in arbitrary_query(),
+            shape in 0..3usize,
+            method in prop_oneof![Just("GET"), Just("POST"), Just("")],
+        ) {
+            static APP: std::sync::OnceLock<App> = std::sync::OnceLock::new();
+            let app = APP.get_or_init(|| app_for(&database()));
+            let mut event = fixture(SHAPES[shape], "success").unwrap();
+            if event.get("rawQueryString").is_some() {
+                event["rawQueryString"] = query.clone().into();
+                event["requestContext"]["http"]["method"] = method.into();
+            } else {
+                let mut multi = serde_json::Map::new();
+                for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+                    multi.entry(name.into_owned()).or_insert_with(|| json!([])).as_array_mut().unwrap().push(value.into_owned().into());
+                }
+                event["multiValueQueryStringParameters"] = Value::Object(multi);
+                event["httpMethod"] = method.into();
+            }
+            assert_well_formed(&respond_to(app, event));
+        }
+    }
 }

@@ -21,7 +21,9 @@ type Result<T> = std::result::Result<T, String>;
 
 /// The workspace root (the function's crate).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// The directory holding `initdb` and `postgres` 17, installed on first use.
@@ -45,7 +47,12 @@ pub fn binaries() -> Result<PathBuf> {
                 String::from_utf8_lossy(&output.stderr)
             ));
         }
-        let dir = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().trim().to_owned();
+        let dir = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
         Ok(PathBuf::from(dir))
     })
     .clone()
@@ -85,7 +92,9 @@ pub fn temp_dir(prefix: &str) -> Result<PathBuf> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let base = std::env::temp_dir();
     loop {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         let dir = base.join(format!(
             "{prefix}-{}-{}-{nanos}",
             std::process::id(),
@@ -93,7 +102,8 @@ pub fn temp_dir(prefix: &str) -> Result<PathBuf> {
         ));
         match fs::create_dir(&dir) {
             Ok(()) => {
-                fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| e.to_string())?;
                 return Ok(dir);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -105,7 +115,10 @@ pub fn temp_dir(prefix: &str) -> Result<PathBuf> {
 /// A port nobody listens on right now.
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 /// Children are spawned from one thread that lives as long as the process, with a parent-death signal:
@@ -135,7 +148,10 @@ fn spawn_owned(mut command: Command) -> Result<Child> {
         .map_err(|_| "spawner poisoned".to_owned())?
         .send((command, reply_tx))
         .map_err(|_| "spawner gone".to_owned())?;
-    reply_rx.recv().map_err(|_| "spawner gone".to_owned())?.map_err(|e| format!("spawn: {e}"))
+    reply_rx
+        .recv()
+        .map_err(|_| "spawner gone".to_owned())?
+        .map_err(|e| format!("spawn: {e}"))
 }
 
 /// An initialised data directory, made once per process and copied for each cluster (initdb takes a second).
@@ -153,13 +169,23 @@ fn template_data_dir() -> Result<PathBuf> {
             let output = as_server_user(&mut initdb)
                 .arg("-D")
                 .arg(&data)
-                .args(["-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8"])
+                .args([
+                    "-U",
+                    SUPERUSER,
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                ])
                 .args(["--locale=C", "--no-sync", "--no-instructions"])
                 .arg(format!("--pwfile={}", pwfile.display()))
                 .output()
                 .map_err(|e| format!("initdb: {e}"))?;
             if !output.status.success() {
-                return Err(format!("initdb failed: {}", String::from_utf8_lossy(&output.stderr)));
+                return Err(format!(
+                    "initdb failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
             }
             register_cleanup(dir.clone());
             Ok(data)
@@ -167,24 +193,53 @@ fn template_data_dir() -> Result<PathBuf> {
         .clone()
 }
 
-/// Directories to remove when the process exits normally.
-fn register_cleanup(dir: PathBuf) {
-    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    extern "C" fn remove_all() {
-        if let Ok(dirs) = DIRS.lock() {
-            for dir in dirs.iter() {
-                let _ = fs::remove_dir_all(dir);
+/// What to clean up when the process exits normally: live servers (stopped with SIGQUIT, so the postmaster
+/// takes its children down with it; a SIGKILLed postmaster would leave them behind) and temporary directories.
+#[derive(Default)]
+struct ExitCleanup {
+    servers: Vec<u32>,
+    dirs: Vec<PathBuf>,
+}
+
+static EXIT_CLEANUP: Mutex<ExitCleanup> = Mutex::new(ExitCleanup {
+    servers: Vec::new(),
+    dirs: Vec::new(),
+});
+
+extern "C" fn clean_up_at_exit() {
+    let Ok(cleanup) = EXIT_CLEANUP.lock() else {
+        return;
+    };
+    for &pid in &cleanup.servers {
+        // SAFETY: signalling and reaping our own child processes.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGQUIT);
+            for _ in 0..200 {
+                if libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), libc::WNOHANG) != 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
+    for dir in &cleanup.dirs {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+fn at_exit(change: impl FnOnce(&mut ExitCleanup)) {
     static REGISTERED: OnceLock<()> = OnceLock::new();
     REGISTERED.get_or_init(|| {
         // SAFETY: registering a plain extern "C" function with no arguments.
-        unsafe { libc::atexit(remove_all) };
+        unsafe { libc::atexit(clean_up_at_exit) };
     });
-    if let Ok(mut dirs) = DIRS.lock() {
-        dirs.push(dir);
+    if let Ok(mut cleanup) = EXIT_CLEANUP.lock() {
+        change(&mut cleanup);
     }
+}
+
+fn register_cleanup(dir: PathBuf) {
+    at_exit(|c| c.dirs.push(dir));
 }
 
 /// Options for a cluster: extra `postgresql.conf` lines and a replacement `pg_hba.conf` (the TLS tests).
@@ -239,10 +294,16 @@ impl Cluster {
         for (name, content) in &options.files {
             let path = data.join(name);
             fs::write(&path, content).map_err(|e| e.to_string())?;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
         }
         give_to_server_user(&dir)?;
-        let cluster = Cluster { dir, port: free_port()?, server: Mutex::new(None), databases: AtomicU32::new(0) };
+        let cluster = Cluster {
+            dir,
+            port: free_port()?,
+            server: Mutex::new(None),
+            databases: AtomicU32::new(0),
+        };
         cluster.start_server()?;
         Ok(cluster)
     }
@@ -278,6 +339,8 @@ impl Cluster {
             .stderr(log_err);
         as_server_user(&mut command);
         let child = spawn_owned(command)?;
+        let pid = child.id();
+        at_exit(|c| c.servers.push(pid));
         *self.server.lock().map_err(|_| "poisoned")? = Some(child);
         self.wait_ready(Duration::from_secs(30))
     }
@@ -288,7 +351,10 @@ impl Cluster {
             match self.connect("postgres") {
                 Ok(_) => return Ok(()),
                 Err(e) if Instant::now() > deadline => {
-                    return Err(format!("PostgreSQL did not start: {e}\n{}", self.server_log()));
+                    return Err(format!(
+                        "PostgreSQL did not start: {e}\n{}",
+                        self.server_log()
+                    ));
                 }
                 Err(_) => {
                     if let Ok(mut server) = self.server.lock()
@@ -296,7 +362,10 @@ impl Cluster {
                         && let Ok(Some(status)) = child.try_wait()
                     {
                         *server = None;
-                        return Err(format!("PostgreSQL exited ({status}):\n{}", self.server_log()));
+                        return Err(format!(
+                            "PostgreSQL exited ({status}):\n{}",
+                            self.server_log()
+                        ));
                     }
                     std::thread::sleep(Duration::from_millis(25));
                 }
@@ -311,9 +380,11 @@ impl Cluster {
     fn signal(&self, signal: libc::c_int) -> Result<()> {
         let mut server = self.server.lock().map_err(|_| "poisoned")?;
         if let Some(mut child) = server.take() {
+            let pid = child.id();
             // SAFETY: kill on a pid we spawned and have not reaped yet.
-            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+            unsafe { libc::kill(pid as libc::pid_t, signal) };
             child.wait().map_err(|e| e.to_string())?;
+            at_exit(|c| c.servers.retain(|&p| p != pid));
         }
         Ok(())
     }
@@ -321,17 +392,6 @@ impl Cluster {
     /// A fast shutdown (SIGINT): active sessions are ended, the server exits cleanly.
     pub fn stop(&self) -> Result<()> {
         self.signal(libc::SIGINT)
-    }
-
-    /// The server dies at once (SIGKILL of the postmaster); its backends exit when they notice.
-    pub fn kill(&self) -> Result<()> {
-        self.signal(libc::SIGKILL)?;
-        // Orphaned backends hold the shared memory until they exit; wait for the port to be free again.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
     }
 
     pub fn restart(&self) -> Result<()> {
@@ -356,23 +416,34 @@ impl Cluster {
     pub fn create_database(&self) -> Result<TestDatabase> {
         let name = format!("test_{}", self.databases.fetch_add(1, Ordering::Relaxed));
         let mut admin = self.connect("postgres")?;
-        admin.batch_execute(&format!("create database {name}")).map_err(|e| e.to_string())?;
+        admin
+            .batch_execute(&format!("create database {name}"))
+            .map_err(|e| e.to_string())?;
         let mut client = self.connect(&name)?;
-        client.batch_execute(&schema_sql()?).map_err(|e| format!("sql/schema.sql: {e}"))?;
-        Ok(TestDatabase { name, port: self.port })
+        client
+            .batch_execute(&schema_sql()?)
+            .map_err(|e| format!("sql/schema.sql: {e}"))?;
+        Ok(TestDatabase {
+            name,
+            port: self.port,
+        })
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self.signal(libc::SIGKILL);
+        // Immediate shutdown: the postmaster ends its children before it exits.
+        let _ = self.signal(libc::SIGQUIT);
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
 fn append(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
-    let mut file = fs::OpenOptions::new().append(true).open(path).map_err(|e| e.to_string())?;
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| e.to_string())?;
     writeln!(file, "\n{text}").map_err(|e| e.to_string())
 }
 
@@ -417,9 +488,15 @@ impl TestDatabase {
     pub fn rows(&self) -> Result<Vec<(i64, String, String)>> {
         let mut client = self.connect()?;
         let rows = client
-            .query("select id, code, state from cafe24.oauth_authorization_codes order by id", &[])
+            .query(
+                "select id, code, state from cafe24.oauth_authorization_codes order by id",
+                &[],
+            )
             .map_err(|e| e.to_string())?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 }
 

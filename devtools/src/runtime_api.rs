@@ -74,8 +74,15 @@ pub struct RuntimeApi {
 impl RuntimeApi {
     pub fn start() -> Result<RuntimeApi, String> {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        let address = listener.local_addr().map_err(|e| e.to_string())?.to_string();
-        let shared = Arc::new(Shared { state: Mutex::default(), changed: Condvar::new(), closed: AtomicBool::new(false) });
+        let address = listener
+            .local_addr()
+            .map_err(|e| e.to_string())?
+            .to_string();
+        let shared = Arc::new(Shared {
+            state: Mutex::default(),
+            changed: Condvar::new(),
+            closed: AtomicBool::new(false),
+        });
         let accept_shared = Arc::clone(&shared);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -88,7 +95,11 @@ impl RuntimeApi {
                 }
             }
         });
-        Ok(RuntimeApi { address, shared, next_id: AtomicU64::new(0) })
+        Ok(RuntimeApi {
+            address,
+            shared,
+            next_id: AtomicU64::new(0),
+        })
     }
 
     /// The value for `AWS_LAMBDA_RUNTIME_API`.
@@ -98,16 +109,29 @@ impl RuntimeApi {
 
     /// Hands `event` to the function and waits for its reply.
     pub fn invoke(&self, event: &Value, timeout: Duration) -> Result<Invocation, String> {
-        let request_id = format!("{:08x}-test-{}", std::process::id(), self.next_id.fetch_add(1, Ordering::Relaxed));
+        let request_id = format!(
+            "{:08x}-test-{}",
+            std::process::id(),
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
         let deadline_ms = epoch_ms() + timeout.as_millis() as u64;
         let mut state = self.lock();
-        state.queue.push_back((request_id.clone(), event.clone(), deadline_ms));
+        state
+            .queue
+            .push_back((request_id.clone(), event.clone(), deadline_ms));
         self.shared.changed.notify_all();
         let limit = Instant::now() + timeout;
         loop {
             if let Some(reply) = state.replies.remove(&request_id) {
-                let elapsed = state.handed_out.remove(&request_id).map_or(Duration::ZERO, |t| t.elapsed());
-                return Ok(Invocation { request_id, reply, elapsed });
+                let elapsed = state
+                    .handed_out
+                    .remove(&request_id)
+                    .map_or(Duration::ZERO, |t| t.elapsed());
+                return Ok(Invocation {
+                    request_id,
+                    reply,
+                    elapsed,
+                });
             }
             if let Some(error) = &state.init_error {
                 return Err(format!("the function reported an init error: {error}"));
@@ -117,7 +141,12 @@ impl RuntimeApi {
                 state.queue.retain(|(id, _, _)| id != &request_id);
                 return Err(format!("no reply within {timeout:?}"));
             }
-            state = self.shared.changed.wait_timeout(state, limit - now).map_err(|_| "poisoned")?.0;
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, limit - now)
+                .map_err(|_| "poisoned")?
+                .0;
         }
     }
 
@@ -142,7 +171,10 @@ impl RuntimeApi {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -155,7 +187,9 @@ impl Drop for RuntimeApi {
 }
 
 fn epoch_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 struct Request {
@@ -185,7 +219,9 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
             content_length = value.parse().ok()?;
-        } else if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            && value.eq_ignore_ascii_case("chunked")
+        {
             chunked = true;
         }
     }
@@ -209,7 +245,12 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     Some(Request { method, path, body })
 }
 
-fn write_response(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) -> bool {
+fn write_response(
+    stream: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> bool {
     let mut head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n", body.len());
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -219,7 +260,9 @@ fn write_response(stream: &mut TcpStream, status: &str, headers: &[(&str, String
 }
 
 fn serve_connection(stream: TcpStream, shared: &Shared) {
-    let Ok(mut writer) = stream.try_clone() else { return };
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader) {
         let ok = match (request.method.as_str(), request.path.strip_prefix(PREFIX)) {
@@ -275,14 +318,20 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
 }
 
 fn record(shared: &Shared, change: impl FnOnce(&mut State)) {
-    let mut state = shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut state = shared
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     change(&mut state);
     shared.changed.notify_all();
 }
 
 /// Blocks until an event is queued (Lambda's long poll); `None` once the server is closed.
 fn next_event(shared: &Shared) -> Option<(String, Value, u64)> {
-    let mut state = shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut state = shared
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     state.nexts += 1;
     if state.first_next.is_none() {
         state.first_next = Some(Instant::now());
@@ -296,7 +345,11 @@ fn next_event(shared: &Shared) -> Option<(String, Value, u64)> {
             state.handed_out.insert(id.clone(), Instant::now());
             return Some((id, event, deadline));
         }
-        state = shared.changed.wait_timeout(state, Duration::from_millis(200)).ok()?.0;
+        state = shared
+            .changed
+            .wait_timeout(state, Duration::from_millis(200))
+            .ok()?
+            .0;
     }
 }
 
@@ -309,7 +362,11 @@ pub struct Function {
 
 impl Function {
     /// Starts `bootstrap` with Lambda's environment plus `env` (which may override it).
-    pub fn start(bootstrap: &Path, api: &RuntimeApi, env: &[(String, String)]) -> Result<Function, String> {
+    pub fn start(
+        bootstrap: &Path,
+        api: &RuntimeApi,
+        env: &[(String, String)],
+    ) -> Result<Function, String> {
         let mut command = Command::new(bootstrap);
         command
             .env_clear()
@@ -318,16 +375,24 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_NAME", "cafe24-oauth-callback")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/cafe24-oauth-callback")
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                "/aws/lambda/cafe24-oauth-callback",
+            )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/25/[$LATEST]test")
             .env("AWS_REGION", "ap-northeast-2")
-            .env("LAMBDA_TASK_ROOT", bootstrap.parent().unwrap_or(Path::new(".")))
+            .env(
+                "LAMBDA_TASK_ROOT",
+                bootstrap.parent().unwrap_or(Path::new(".")),
+            )
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let started = Instant::now();
-        let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", bootstrap.display()))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bootstrap.display()))?;
         let lines = Arc::new(Mutex::new(Vec::new()));
         if let Some(stdout) = child.stdout.take() {
             let lines = Arc::clone(&lines);
@@ -339,7 +404,11 @@ impl Function {
                 }
             });
         }
-        Ok(Function { child, lines, started })
+        Ok(Function {
+            child,
+            lines,
+            started,
+        })
     }
 
     /// Every line the function printed so far.
@@ -347,12 +416,17 @@ impl Function {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    /// The JSON log lines that mention `request_id`.
+    /// The JSON lines about `request_id`: log lines (`request_id`) and metric lines (`RequestId`).
     pub fn lines_for(&self, request_id: &str) -> Vec<Value> {
         self.output()
             .iter()
-            .filter(|l| l.contains(request_id))
-            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| {
+                l.get("request_id")
+                    .or_else(|| l.get("RequestId"))
+                    .and_then(Value::as_str)
+                    == Some(request_id)
+            })
             .collect()
     }
 
