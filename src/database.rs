@@ -4,7 +4,6 @@
 //! drives the function's async runtime panics. Every method here blocks and is called inside `spawn_blocking`;
 //! `Drop` hands a live client to a plain thread for the same reason.
 
-use std::env;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -62,10 +61,6 @@ impl std::fmt::Debug for Settings {
 
 impl Settings {
     /// From PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGCONNECT_TIMEOUT and PGAPPNAME.
-    pub fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|name| env::var(name).ok().filter(|v| !v.is_empty()))
-    }
-
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         // libpq would try a Unix socket; a Lambda has none, so the loopback host is the useful default.
         let host = var("PGHOST").unwrap_or_else(|| "localhost".to_owned());

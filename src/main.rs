@@ -8,6 +8,7 @@ mod database;
 mod event;
 mod mint;
 mod params;
+mod redirect;
 mod state;
 mod telemetry;
 
@@ -20,7 +21,8 @@ use serde_json::{Value, json};
 use database::{Database, DatabaseError, Settings, Stored};
 use event::{EventError, HttpRequest};
 use params::{Callback, ParamError};
-use state::StateKey;
+use redirect::Redirects;
+use state::{AgeError, StateKey};
 
 /// What the function needs to serve; built once per instance from the environment.
 struct App {
@@ -31,24 +33,46 @@ struct App {
 
 struct Ready {
     state_key: StateKey,
+    /// D8: with `STATE_MAX_AGE_SECONDS` set, states must follow `mall_id:nonce:issued_at` and be this fresh.
+    state_max_age: Option<u64>,
+    redirects: Redirects,
     database: Arc<Database>,
 }
 
 impl App {
     fn from_env() -> Self {
-        let secret = std::env::var("EXPECTED_STATE_SECRET").unwrap_or_default();
-        let config = match (StateKey::new(&secret), Settings::from_env()) {
-            (None, _) => Err("EXPECTED_STATE_SECRET is not set: refusing every request".to_owned()),
-            (_, Err(e)) => Err(e),
-            (Some(state_key), Ok(settings)) => Ok(Ready {
-                state_key,
-                database: Arc::new(Database::new(settings)),
-            }),
-        };
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         App {
-            config,
-            function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+            config: Ready::from_lookup(var),
+            function_name: var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
         }
+    }
+}
+
+impl Ready {
+    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let state_key = var("EXPECTED_STATE_SECRET")
+            .and_then(|secret| StateKey::new(&secret))
+            .ok_or("EXPECTED_STATE_SECRET is not set: refusing every request")?;
+        let state_max_age = match var("STATE_MAX_AGE_SECONDS") {
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(seconds) if seconds > 0 => Some(seconds),
+                _ => {
+                    return Err(format!(
+                        "STATE_MAX_AGE_SECONDS must be a positive number of seconds, got {v:?}"
+                    ));
+                }
+            },
+            None => None,
+        };
+        let redirects = Redirects::from_lookup(&var)?;
+        let database = Arc::new(Database::new(Settings::from_lookup(&var)?));
+        Ok(Ready {
+            state_key,
+            state_max_age,
+            redirects,
+            database,
+        })
     }
 }
 
@@ -62,6 +86,7 @@ enum Outcome {
     BadParams(ParamError),
     Declined { error: Option<String> },
     ForgedState,
+    StaleState(AgeError),
     CodeTaken,
     StateTaken,
     Misconfigured(String),
@@ -83,6 +108,16 @@ impl Outcome {
             Outcome::Declined { error: Some(e) } => (400, format!("Authorization declined: {e}")),
             Outcome::Declined { error: None } => (400, "Authorization declined".into()),
             Outcome::ForgedState => (403, "Invalid state signature".into()),
+            Outcome::StaleState(AgeError::Expired) => {
+                (403, "Expired state: start the authorization again".into())
+            }
+            Outcome::StaleState(AgeError::FromTheFuture) => {
+                (403, "Invalid state: issued in the future".into())
+            }
+            Outcome::StaleState(AgeError::NotConvention) => (
+                403,
+                "Invalid state: payload is not mall_id:nonce:issued_at".into(),
+            ),
             Outcome::MethodNotAllowed => (405, "Method not allowed: use GET".into()),
             Outcome::CodeTaken => (
                 409,
@@ -116,6 +151,8 @@ impl Outcome {
             Outcome::BadParams(_) => "bad_params",
             Outcome::Declined { .. } => "declined",
             Outcome::ForgedState => "forged_state",
+            Outcome::StaleState(AgeError::Expired) => "expired_state",
+            Outcome::StaleState(_) => "invalid_state",
             Outcome::CodeTaken => "code_taken",
             Outcome::StateTaken => "state_taken",
             Outcome::Misconfigured(_) => "misconfigured",
@@ -137,13 +174,18 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let started = Instant::now();
     let mut trace = Trace::default();
     let outcome = callback(app, &event.payload, &mut trace).await;
-    let response = respond(&outcome);
+    let response = respond(
+        &outcome,
+        app.config.as_ref().ok().map(|ready| &ready.redirects),
+    );
+    let http_status = response["statusCode"].as_u64().unwrap_or_default();
     log_request(
         app,
         &event.context.request_id,
         &outcome,
         &trace,
         started.elapsed(),
+        http_status,
     );
     Ok(response)
 }
@@ -179,6 +221,14 @@ async fn callback(app: &App, event: &Value, trace: &mut Trace) -> Outcome {
         return Outcome::ForgedState;
     };
     trace.state_payload = Some(signed.payload.to_owned());
+    if let Some(max_age) = ready.state_max_age {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Err(e) = state::check_age(signed.payload, max_age, now) {
+            return Outcome::StaleState(e);
+        }
+    }
 
     // D6: the blocking client lives on the blocking pool, never on the async thread.
     let database = Arc::clone(&ready.database);
@@ -201,7 +251,7 @@ async fn callback(app: &App, event: &Value, trace: &mut Trace) -> Outcome {
 }
 
 /// The proxy-integration response; API Gateway (1.0 and 2.0) and function URLs all read this shape.
-fn respond(outcome: &Outcome) -> Value {
+fn respond(outcome: &Outcome, redirects: Option<&Redirects>) -> Value {
     let (status, message) = outcome.contract();
     let body = match outcome.id() {
         Some(id) => format!(r#"{{"ok":true,"message":"Saved","id":{id}}}"#),
@@ -217,10 +267,32 @@ fn respond(outcome: &Outcome) -> Value {
     if status == 405 {
         headers["Allow"] = "GET".into();
     }
+    let location = redirects.and_then(|r| match outcome {
+        _ if status == 200 => r.success.clone(),
+        // Not a browser, or nothing we can trust to send it on: the JSON answer stands.
+        Outcome::NotHttp(_) | Outcome::Misconfigured(_) => None,
+        _ if status >= 500 => r.failure_location("server_error"),
+        _ => r.failure_location(outcome.name()),
+    });
+    let status = match location {
+        Some(location) => {
+            headers["Location"] = location.into();
+            302
+        }
+        None => status,
+    };
     json!({"statusCode": status, "headers": headers, "body": body, "isBase64Encoded": false})
 }
 
-fn log_request(app: &App, request_id: &str, outcome: &Outcome, trace: &Trace, elapsed: Duration) {
+/// `http_status` differs from the contract's status only when a redirect answered the request.
+fn log_request(
+    app: &App,
+    request_id: &str,
+    outcome: &Outcome,
+    trace: &Trace,
+    elapsed: Duration,
+    http_status: u64,
+) {
     let (status, message) = outcome.contract();
     let level = match status {
         200 => log::Level::Info,
@@ -238,7 +310,7 @@ fn log_request(app: &App, request_id: &str, outcome: &Outcome, trace: &Trace, el
         level,
         request_id = request_id,
         outcome = outcome.name(),
-        status = status,
+        status = http_status,
         id = outcome.id(),
         elapsed_ms = ms(elapsed),
         database_ms = trace.database_time.map(ms),

@@ -78,6 +78,45 @@ pub struct SignedState<'a> {
     pub payload: &'a str,
 }
 
+/// How far in the future an `issued_at` may be: the clocks of the app that mints states and of Lambda differ a little.
+pub const CLOCK_SKEW_SECONDS: u64 = 30;
+
+/// Why a verified state is too old to use (D8, with `STATE_MAX_AGE_SECONDS` set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgeError {
+    /// The payload is not `mall_id:nonce:issued_at`.
+    NotConvention,
+    Expired,
+    FromTheFuture,
+}
+
+/// D8's payload convention `mall_id:nonce:issued_at`, split; `None` when the payload does not follow it.
+pub fn convention_parts(payload: &str) -> Option<(&str, &str, u64)> {
+    let mut parts = payload.split(':');
+    let (mall_id, nonce, issued_at) = (parts.next()?, parts.next()?, parts.next()?);
+    let is_mall_id = !mall_id.is_empty()
+        && mall_id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let is_time = !issued_at.is_empty() && issued_at.bytes().all(|b| b.is_ascii_digit());
+    if parts.next().is_some() || !is_mall_id || nonce.is_empty() || !is_time {
+        return None;
+    }
+    Some((mall_id, nonce, issued_at.parse().ok()?))
+}
+
+/// Whether a state issued per the convention is at most `max_age` seconds old at `now` (Unix seconds).
+pub fn check_age(payload: &str, max_age: u64, now: u64) -> Result<(), AgeError> {
+    let (_, _, issued_at) = convention_parts(payload).ok_or(AgeError::NotConvention)?;
+    if issued_at > now.saturating_add(CLOCK_SKEW_SECONDS) {
+        return Err(AgeError::FromTheFuture);
+    }
+    if now.saturating_sub(issued_at) > max_age {
+        return Err(AgeError::Expired);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +203,43 @@ mod tests {
             assert!(k.sign(bad).is_none(), "{bad:?}");
         }
         assert!(k.sign(&"a".repeat(512)).is_some());
+    }
+
+    #[test]
+    fn age_edges() {
+        let now = 1_767_225_600;
+        let at = |t: u64| format!("demomall:n0nce:{t}");
+        assert_eq!(check_age(&at(now - 600), 600, now), Ok(()), "just inside");
+        assert_eq!(
+            check_age(&at(now - 601), 600, now),
+            Err(AgeError::Expired),
+            "just outside"
+        );
+        assert_eq!(
+            check_age(&at(now + CLOCK_SKEW_SECONDS), 600, now),
+            Ok(()),
+            "within the skew"
+        );
+        assert_eq!(
+            check_age(&at(now + CLOCK_SKEW_SECONDS + 1), 600, now),
+            Err(AgeError::FromTheFuture)
+        );
+        for payload in [
+            "demomall:n0nce",
+            "Demo:n:1",
+            "demomall::1",
+            "demomall:n:x",
+            "demomall:n:1:2",
+            "a:b:-1",
+            "x",
+        ] {
+            assert_eq!(
+                check_age(payload, 600, now),
+                Err(AgeError::NotConvention),
+                "{payload}"
+            );
+        }
+        assert_eq!(convention_parts("shop1:abc:42"), Some(("shop1", "abc", 42)));
     }
 
     #[test]

@@ -12,36 +12,38 @@ fn database() -> TestDatabase {
         .unwrap()
 }
 
-fn settings(env: Vec<(String, String)>) -> Settings {
-    Settings::from_lookup(move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-        .unwrap()
+/// An app configured like a deployed instance: the database's PG* variables, the local secret, and `extra`.
+fn app_with(env: Vec<(String, String)>, extra: &[(&str, &str)]) -> App {
+    let mut env = env;
+    env.push(("EXPECTED_STATE_SECRET".into(), LOCAL_STATE_SECRET.into()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let var = move |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    App {
+        config: Ready::from_lookup(var),
+        function_name: "test".into(),
+    }
 }
 
 fn app_for(db: &TestDatabase) -> App {
-    App {
-        config: Ok(Ready {
-            state_key: StateKey::new(LOCAL_STATE_SECRET).unwrap(),
-            database: Arc::new(Database::new(settings(db.env()))),
-        }),
-        function_name: "test".into(),
-    }
+    app_with(db.env(), &[])
 }
 
 /// An app whose database is a port nobody listens on: any request that reached it would fail with 500.
 fn app_without_database() -> App {
     let port = postgres::free_port().unwrap().to_string();
-    let env = vec![
-        ("PGHOST".into(), "127.0.0.1".into()),
-        ("PGPORT".into(), port),
-        ("PGUSER".into(), "x".into()),
-    ];
-    App {
-        config: Ok(Ready {
-            state_key: StateKey::new(LOCAL_STATE_SECRET).unwrap(),
-            database: Arc::new(Database::new(settings(env))),
-        }),
-        function_name: "test".into(),
-    }
+    app_with(
+        vec![
+            ("PGHOST".into(), "127.0.0.1".into()),
+            ("PGPORT".into(), port),
+            ("PGUSER".into(), "x".into()),
+        ],
+        &[],
+    )
 }
 
 fn sign(payload: &str) -> String {
@@ -364,6 +366,153 @@ fn concurrent_identical_requests_store_one_row_and_agree_on_its_id() {
     }
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
     assert_eq!(db.rows().unwrap().len(), 1);
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn state_age_is_checked_only_when_configured_and_before_the_database() {
+    let db = database();
+    let at = |t: u64| sign(&format!("demomall:n0nce{t}:{t}"));
+    let event = |code: &str, state: &str| http_event("GET", &format!("code={code}&state={state}"));
+
+    // Unset: an old state or one outside the convention is fine, as before.
+    let plain = app_for(&db);
+    assert_eq!(call(&plain, event("old", &at(1_000_000_000))).0, 200);
+    assert_eq!(call(&plain, event("free", &sign("anything"))).0, 200);
+
+    let strict = app_with(db.env(), &[("STATE_MAX_AGE_SECONDS", "600")]);
+    // A margin of a few seconds either side keeps the edges away from the clock ticking during the test.
+    assert_eq!(
+        call(&strict, event("inside", &at(now() - 595))).0,
+        200,
+        "just inside"
+    );
+    assert_eq!(call(&strict, event("fresh", &at(now()))).0, 200);
+    assert_eq!(
+        call(
+            &strict,
+            event("skew", &at(now() + state::CLOCK_SKEW_SECONDS - 5))
+        )
+        .0,
+        200
+    );
+    let (status, body, _) = call(&strict, event("outside", &at(now() - 605)));
+    assert_error(status, &body, 403, "Expired state");
+    let (status, body, _) = call(
+        &strict,
+        event("future", &at(now() + state::CLOCK_SKEW_SECONDS + 5)),
+    );
+    assert_error(status, &body, 403, "issued in the future");
+    let (status, body, _) = call(&strict, event("free2", &sign("anything")));
+    assert_error(status, &body, 403, "mall_id:nonce:issued_at");
+    let codes: Vec<String> = db
+        .rows()
+        .unwrap()
+        .into_iter()
+        .map(|(_, code, _)| code)
+        .collect();
+    assert_eq!(codes, ["old", "free", "inside", "fresh", "skew"]);
+
+    // Refused before the database: with no database at all, still 403.
+    let port = postgres::free_port().unwrap().to_string();
+    let no_db = app_with(
+        vec![("PGPORT".into(), port), ("PGUSER".into(), "x".into())],
+        &[("STATE_MAX_AGE_SECONDS", "60")],
+    );
+    assert_eq!(call(&no_db, event("x", &at(now() - 3600))).0, 403);
+}
+
+#[test]
+fn redirects_answer_302_in_every_shape_and_store_the_same() {
+    let db = database();
+    let app = app_with(
+        db.env(),
+        &[
+            ("SUCCESS_REDIRECT_URL", "https://app.example/installed"),
+            ("FAILURE_REDIRECT_URL", "https://app.example/failed?lang=ko"),
+        ],
+    );
+    for shape in SHAPES {
+        let (_, _, saved) = call(&app, fixture(shape, "success").unwrap());
+        assert_eq!(saved["statusCode"], 302, "{shape}");
+        assert_eq!(
+            saved["headers"]["Location"],
+            "https://app.example/installed"
+        );
+        assert_eq!(saved["headers"]["Referrer-Policy"], "no-referrer");
+        let (_, _, repeat) = call(&app, fixture(shape, "repeat").unwrap());
+        assert_eq!(
+            repeat["headers"]["Location"],
+            "https://app.example/installed"
+        );
+        for (name, reason) in [
+            ("forged-state", "forged_state"),
+            ("missing-code", "bad_params"),
+            ("declined", "declined"),
+            ("conflict", "code_taken"),
+        ] {
+            let (_, _, failed) = call(&app, fixture(shape, name).unwrap());
+            assert_eq!(failed["statusCode"], 302, "{shape}/{name}");
+            let location = failed["headers"]["Location"].as_str().unwrap();
+            assert_eq!(
+                location,
+                format!("https://app.example/failed?lang=ko&reason={reason}")
+            );
+        }
+    }
+    assert_eq!(
+        db.rows().unwrap().len(),
+        3,
+        "exactly what the JSON contract stores"
+    );
+
+    // Only a success URL: failures keep the JSON contract.
+    let success_only = app_with(
+        db.env(),
+        &[("SUCCESS_REDIRECT_URL", "https://app.example/ok")],
+    );
+    let (status, body, _) = call(&success_only, fixture("http-api", "forged-state").unwrap());
+    assert_error(status, &body, 403, "Invalid state signature");
+
+    // A server failure goes to the failure page with a generic reason.
+    let port = postgres::free_port().unwrap().to_string();
+    let down = app_with(
+        vec![("PGPORT".into(), port), ("PGUSER".into(), "x".into())],
+        &[("FAILURE_REDIRECT_URL", "https://app.example/failed")],
+    );
+    let (_, _, response) = call(
+        &down,
+        http_event("GET", &format!("code=a&state={}", sign("p"))),
+    );
+    assert_eq!(
+        response["headers"]["Location"],
+        "https://app.example/failed?reason=server_error"
+    );
+}
+
+#[test]
+fn a_bad_option_fails_closed() {
+    let db = database();
+    for (name, value) in [
+        ("SUCCESS_REDIRECT_URL", "http://app.example/ok"),
+        ("FAILURE_REDIRECT_URL", "not a url"),
+        ("STATE_MAX_AGE_SECONDS", "ten"),
+        ("STATE_MAX_AGE_SECONDS", "0"),
+        ("PGPORT", "99999"),
+    ] {
+        let app = app_with(db.env(), &[(name, value)]);
+        let why = app.config.as_ref().err().cloned().unwrap_or_default();
+        assert!(why.contains(name), "the reason names {name}: {why:?}");
+        let (status, body, _) = call(&app, fixture("http-api", "success").unwrap());
+        assert_error(status, &body, 500, "server misconfigured");
+    }
+    assert!(db.rows().unwrap().is_empty());
 }
 
 mod properties {

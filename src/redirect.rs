@@ -1,0 +1,111 @@
+//! The optional finish for a browser: the merchant who just clicked "allow" in Cafe24 lands on a page of yours
+//! (`SUCCESS_REDIRECT_URL`, `FAILURE_REDIRECT_URL`) instead of a raw JSON body. The function does exactly what it
+//! does without them; only the answer becomes a 302.
+
+/// The redirect targets, validated when the instance starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Redirects {
+    pub success: Option<String>,
+    pub failure: Option<String>,
+}
+
+impl Redirects {
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let read = |name: &str| var(name).map(|url| validate(name, &url)).transpose();
+        Ok(Redirects {
+            success: read("SUCCESS_REDIRECT_URL")?,
+            failure: read("FAILURE_REDIRECT_URL")?,
+        })
+    }
+
+    /// Where a failed request goes, with a short reason code; never the authorization code.
+    pub fn failure_location(&self, reason: &str) -> Option<String> {
+        let url = self.failure.as_deref()?;
+        let (base, fragment) = match url.split_once('#') {
+            Some((base, fragment)) => (base, Some(fragment)),
+            None => (url, None),
+        };
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let mut location = format!("{base}{separator}reason={reason}");
+        if let Some(fragment) = fragment {
+            location.push('#');
+            location.push_str(fragment);
+        }
+        Some(location)
+    }
+}
+
+/// https only (the page follows a live OAuth flow), a host, and nothing that could break a `Location` header.
+fn validate(name: &str, url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("{name} must be an https:// URL, got {url:?}"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return Err(format!("{name} has no plain host: {url:?}"));
+    }
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{name} may only hold visible ASCII (percent-encode the rest): {url:?}"
+        ));
+    }
+    Ok(url.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Redirects, String> {
+        Redirects::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn unset_is_no_redirect() {
+        assert_eq!(from(&[]), Ok(Redirects::default()));
+    }
+
+    #[test]
+    fn only_https_urls_with_a_host() {
+        for bad in [
+            "http://shop.example/ok",
+            "https://",
+            "https:///x",
+            "javascript:alert(1)",
+            "https://a b",
+            "https://u@evil",
+        ] {
+            assert!(from(&[("SUCCESS_REDIRECT_URL", bad)]).is_err(), "{bad}");
+            assert!(from(&[("FAILURE_REDIRECT_URL", bad)]).is_err(), "{bad}");
+        }
+        assert!(from(&[("SUCCESS_REDIRECT_URL", "https://app.example/installed?x=1")]).is_ok());
+    }
+
+    #[test]
+    fn failure_location_appends_the_reason() {
+        let r = |url: &str| {
+            from(&[("FAILURE_REDIRECT_URL", url)])
+                .unwrap()
+                .failure_location("forged_state")
+                .unwrap()
+        };
+        assert_eq!(
+            r("https://a.example/failed"),
+            "https://a.example/failed?reason=forged_state"
+        );
+        assert_eq!(
+            r("https://a.example/f?lang=ko"),
+            "https://a.example/f?lang=ko&reason=forged_state"
+        );
+        assert_eq!(
+            r("https://a.example/f#top"),
+            "https://a.example/f?reason=forged_state#top"
+        );
+        assert_eq!(Redirects::default().failure_location("x"), None);
+    }
+}
