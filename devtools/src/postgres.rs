@@ -447,10 +447,15 @@ fn append(path: &Path, text: &str) -> Result<()> {
     writeln!(file, "\n{text}").map_err(|e| e.to_string())
 }
 
-/// The project's DDL, as shipped in `sql/`.
+/// The project's DDL, as shipped in `sql/`: the table, then the token service's handoff.
 pub fn schema_sql() -> Result<String> {
-    let path = workspace_root().join("sql/schema.sql");
-    fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    let mut sql = String::new();
+    for file in ["sql/schema.sql", "sql/handoff.sql"] {
+        let path = workspace_root().join(file);
+        sql.push_str(&fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?);
+        sql.push('\n');
+    }
+    Ok(sql)
 }
 
 /// A database in a cluster, with what a client needs to reach it.
