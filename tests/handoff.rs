@@ -205,6 +205,25 @@ fn claim_by_state_and_never_twice() {
 }
 
 #[test]
+fn the_readme_catch_up_query_claims_what_is_still_usable() {
+    let db = database();
+    let mut client = db.connect().unwrap();
+    for code in ["fresh1", "fresh2", "stale"] {
+        insert(&db, code, code);
+    }
+    client
+        .execute("update cafe24.oauth_authorization_codes set created_at = now() - interval '2 minutes' where code = 'stale'", &[])
+        .unwrap();
+    let catch_up = "SELECT c.* FROM cafe24.oauth_authorization_codes o,
+       LATERAL cafe24.claim_oauth_authorization_code(o.id) c
+ WHERE o.claimed_at IS NULL AND o.created_at > now() - interval '60 seconds'";
+    let mut claimed: Vec<String> = client.query(catch_up, &[]).unwrap().iter().map(|r| r.get("code")).collect();
+    claimed.sort();
+    assert_eq!(claimed, ["fresh1", "fresh2"]);
+    assert!(client.query(catch_up, &[]).unwrap().is_empty(), "nothing twice");
+}
+
+#[test]
 fn a_code_expires_sixty_seconds_after_it_was_stored() {
     let db = database();
     let mut client = db.connect().unwrap();
