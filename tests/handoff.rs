@@ -217,10 +217,18 @@ fn the_readme_catch_up_query_claims_what_is_still_usable() {
     let catch_up = "SELECT c.* FROM cafe24.oauth_authorization_codes o,
        LATERAL cafe24.claim_oauth_authorization_code(o.id) c
  WHERE o.claimed_at IS NULL AND o.created_at > now() - interval '60 seconds'";
-    let mut claimed: Vec<String> = client.query(catch_up, &[]).unwrap().iter().map(|r| r.get("code")).collect();
+    let mut claimed: Vec<String> = client
+        .query(catch_up, &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get("code"))
+        .collect();
     claimed.sort();
     assert_eq!(claimed, ["fresh1", "fresh2"]);
-    assert!(client.query(catch_up, &[]).unwrap().is_empty(), "nothing twice");
+    assert!(
+        client.query(catch_up, &[]).unwrap().is_empty(),
+        "nothing twice"
+    );
 }
 
 #[test]

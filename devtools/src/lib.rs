@@ -1,8 +1,10 @@
 //! Tooling shared by the tests, `replay` and the benchmark: a throwaway PostgreSQL 17 cluster, a Lambda Runtime
 //! API server, and the fixtures in `events/` with what each one must get back.
 
+pub mod botocore;
 pub mod postgres;
 pub mod runtime_api;
+pub mod secrets_extension;
 
 use std::path::PathBuf;
 
