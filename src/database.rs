@@ -1,14 +1,32 @@
 //! The one database connection of a Lambda instance (D6) and the idempotent store of a code (D5).
 //!
 //! `postgres::Client` owns a tokio runtime of its own: connecting, querying or dropping it on a thread that
-//! drives the function's async runtime panics. Every method here blocks and is called inside `spawn_blocking`;
-//! `Drop` hands a live client to a plain thread for the same reason.
+//! drives the function's async runtime panics. Every touch of it happens inside `spawn_blocking` (or on a plain
+//! thread of this module), drops included.
+//!
+//! Time is bounded three ways (D6): a connection attempt by `PGCONNECT_TIMEOUT`, a statement by
+//! `STATEMENT_TIMEOUT_SECONDS` (a cancel request, see `watchdog`), and the whole call by the request's deadline,
+//! which the async side enforces even if the server stops answering altogether.
 
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+mod diagnose;
+mod settings;
+mod tls;
+mod watchdog;
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime};
 
 use postgres::types::Type;
 use postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub use diagnose::DatabaseError;
+pub use settings::{Auth, Settings};
+pub use tls::SslMode;
+
+use crate::secrets::{DatabaseSecret, SecretsExtension};
+use watchdog::{CancelTarget, Watchdog};
 
 /// D6: one round trip. The look-up for a repeat and the insert are one statement, and `on conflict do nothing`
 /// makes the database, not a read-then-write in the code, decide whether the pair is new (D5). The insert only
@@ -28,8 +46,6 @@ select id, true as inserted, true as same_code, true as same_state from inserted
 union all
 select id, false, same_code, same_state from existing";
 
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// What storing a (code, state) pair came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -43,202 +59,57 @@ pub enum Stored {
     StateTaken,
 }
 
-/// Connection parameters read once from libpq's variables (D6).
+/// Kept back from the request's deadline for the statement's cancel to come back as a clear 57014 before the
+/// async side gives up.
+const CANCEL_GRACE: Duration = Duration::from_millis(300);
+
+/// The TLS a connection is opened with; a cancel request must use the same.
 #[derive(Clone)]
-pub struct Settings {
-    config: postgres::Config,
-    /// For log lines: where we connect, never the password.
-    pub target: String,
+pub enum Tls {
+    Off,
+    On(MakeRustlsConnect),
 }
 
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("target", &self.target)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Settings {
-    /// From PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGCONNECT_TIMEOUT and PGAPPNAME.
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        // libpq would try a Unix socket; a Lambda has none, so the loopback host is the useful default.
-        let host = var("PGHOST").unwrap_or_else(|| "localhost".to_owned());
-        let port = match var("PGPORT") {
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| format!("PGPORT is not a port number: {p:?}"))?,
-            None => 5432,
-        };
-        let user = var("PGUSER")
-            .or_else(|| var("USER"))
-            .ok_or("PGUSER is not set")?;
-        let dbname = var("PGDATABASE").unwrap_or_else(|| user.clone());
-        let connect_timeout = match var("PGCONNECT_TIMEOUT") {
-            // libpq: seconds; 0 means wait forever, which D6 rules out, so it takes the default; below 2 is 2.
-            Some(t) => match t.trim().parse::<i64>() {
-                Ok(s) if s > 0 => Duration::from_secs(s.max(2) as u64),
-                Ok(_) => DEFAULT_CONNECT_TIMEOUT,
-                Err(_) => {
-                    return Err(format!(
-                        "PGCONNECT_TIMEOUT is not a number of seconds: {t:?}"
-                    ));
-                }
-            },
-            None => DEFAULT_CONNECT_TIMEOUT,
-        };
-
-        let mut config = postgres::Config::new();
-        config
-            .host(&host)
-            .port(port)
-            .user(&user)
-            .dbname(&dbname)
-            .connect_timeout(connect_timeout);
-        if let Some(password) = var("PGPASSWORD") {
-            config.password(password);
-        }
-        if let Some(name) = var("PGAPPNAME") {
-            config.application_name(&name);
-        }
-        Ok(Settings {
-            config,
-            target: format!("{user}@{host}:{port}/{dbname}"),
-        })
-    }
-
-    fn connect(&self) -> Result<Client, postgres::Error> {
-        self.config.connect(NoTls)
-    }
-}
-
-/// A database failure, for the log only: the client sees a plain 500 (D3).
-#[derive(Debug)]
-pub struct DatabaseError {
-    /// One word for the log line and the metric.
-    pub kind: &'static str,
-    /// What to check, for whoever reads the log.
-    pub hint: &'static str,
-    /// The driver's error text. It never holds the password; it may name the host, so it stays in the log.
-    pub detail: String,
-}
-
-impl DatabaseError {
-    fn from_postgres(error: &postgres::Error) -> Self {
-        let (kind, hint) = diagnose(error);
-        DatabaseError {
-            kind,
-            hint,
-            detail: error_chain(error),
+impl Tls {
+    fn connect(&self, config: &postgres::Config) -> Result<Client, postgres::Error> {
+        match self {
+            Tls::Off => config.connect(NoTls),
+            Tls::On(connector) => config.connect(connector.clone()),
         }
     }
 }
 
-/// The seed's troubleshooting list, as code: what failed and what to check.
-fn diagnose(error: &postgres::Error) -> (&'static str, &'static str) {
-    if let Some(db) = error.as_db_error() {
-        let code = db.code().code();
-        return match code {
-            "28P01" => (
-                "auth_failed",
-                "check PGUSER / PGPASSWORD (or the secret they come from)",
-            ),
-            "28000" if db.message().contains("no encryption") => (
-                "tls_required",
-                "the server requires TLS: set PGSSLMODE (require, verify-full)",
-            ),
-            "28000" => (
-                "auth_rejected",
-                "the server refused this user/host: check pg_hba rules and PGUSER",
-            ),
-            "3D000" => ("no_database", "check PGDATABASE"),
-            "42P01" | "3F000" => ("no_table", "the table is missing: run sql/schema.sql"),
-            "42501" => (
-                "permission_denied",
-                "grant insert, select on the table (see sql/schema.sql)",
-            ),
-            "57014" => (
-                "statement_timeout",
-                "the database is slow or locked: check its load",
-            ),
-            _ if code.starts_with("57P") || code.starts_with("08") => (
-                "connection_lost",
-                "the server closed the connection (restart, failover or admin)",
-            ),
-            "53300" => (
-                "too_many_connections",
-                "the database is out of connections: cap the function's concurrency",
-            ),
-            _ => ("database_error", "see detail"),
-        };
-    }
-    let io = source_io_error(error);
-    match io.map(std::io::Error::kind) {
-        Some(std::io::ErrorKind::ConnectionRefused) => (
-            "connection_refused",
-            "ECONNREFUSED: check VPC, security groups (TCP 5432 from the function) and PGHOST/PGPORT",
-        ),
-        Some(std::io::ErrorKind::TimedOut) => (
-            "timeout",
-            "no answer in time: check the network path, security groups and the database's load",
-        ),
-        _ if error.to_string().contains("timed out") => (
-            "timeout",
-            "no answer in time: check the network path, security groups and the database's load",
-        ),
-        _ if error.is_closed() || io.is_some() => (
-            "connection_lost",
-            "the connection dropped: check the database's health",
-        ),
-        _ => ("database_error", "see detail"),
-    }
+/// An open connection and what cancels its statements.
+struct Live {
+    client: Client,
+    cancel: Arc<CancelTarget>,
 }
 
-fn source_io_error(error: &postgres::Error) -> Option<&std::io::Error> {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return Some(io);
-        }
-        source = cause.source();
-    }
-    None
-}
-
-fn error_chain(error: &postgres::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// Whether a failure on a reused connection means the connection is gone, so that one reconnect may help.
-fn connection_lost(error: &postgres::Error) -> bool {
-    if let Some(db) = error.as_db_error() {
-        let code = db.code().code();
-        return code.starts_with("57P") || code.starts_with("08");
-    }
-    error.is_closed() || source_io_error(error).is_some()
+/// What one instance keeps between invocations (the card's reused client).
+#[derive(Default)]
+struct Connection {
+    live: Option<Live>,
+    /// D9: the database secret as last read; read again once when the server refuses it.
+    secret: Option<DatabaseSecret>,
+    /// Built on the first connection: a CA bundle is parsed when it is needed, not at start.
+    tls: Option<Tls>,
 }
 
 /// The lazily opened, reused connection of the card: opened on first use, reconnected once when it dropped.
 pub struct Database {
     settings: Settings,
-    client: Mutex<Option<Client>>,
+    /// An async lock, so that a request that finds the connection still busy with an earlier one (a server that
+    /// stopped answering) waits on the async side, bounded, instead of parking another blocking thread.
+    connection: Arc<tokio::sync::Mutex<Connection>>,
+    watchdog: Watchdog,
 }
 
 impl Database {
     pub fn new(settings: Settings) -> Self {
         Database {
             settings,
-            client: Mutex::new(None),
+            connection: Arc::default(),
+            watchdog: Watchdog::default(),
         }
     }
 
@@ -246,66 +117,213 @@ impl Database {
         &self.settings
     }
 
-    /// Stores the pair, reusing the connection; blocks, so call it inside `spawn_blocking`.
-    pub fn store_code(&self, code: &str, state: &str) -> Result<Stored, DatabaseError> {
-        // A panic while the lock was held cannot leave the Option half-written; the client is still usable
-        // or closed, and a closed one is replaced below.
-        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        let reused = match slot.take() {
-            Some(client) if !client.is_closed() => {
-                *slot = Some(client);
-                true
-            }
-            _ => false,
+    /// Stores the pair by `deadline` at the latest, or says why not. The blocking work runs in `spawn_blocking`.
+    pub async fn store_code(
+        self: &Arc<Self>,
+        code: &str,
+        state: &str,
+        deadline: Instant,
+    ) -> Result<Stored, DatabaseError> {
+        let own = Instant::now()
+            + self.settings.connect_timeout
+            + self.settings.statement_timeout
+            + CANCEL_GRACE;
+        let deadline = deadline.min(own);
+        let until = tokio::time::Instant::from_std(deadline);
+        let Ok(mut connection) =
+            tokio::time::timeout_at(until, Arc::clone(&self.connection).lock_owned()).await
+        else {
+            return Err(DatabaseError::deadline(
+                "the connection, still busy with an earlier request",
+            ));
         };
-        let client = match slot.as_mut() {
-            Some(client) => client,
-            None => slot.insert(
-                self.settings
-                    .connect()
-                    .map_err(|e| DatabaseError::from_postgres(&e))?,
-            ),
-        };
-        match store_once(client, code, state) {
+        let database = Arc::clone(self);
+        let (code, state) = (code.to_owned(), state.to_owned());
+        let task = tokio::task::spawn_blocking(move || {
+            database.store_blocking(&mut connection, &code, &state, deadline - CANCEL_GRACE)
+        });
+        match tokio::time::timeout_at(until, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(DatabaseError::internal(join.to_string())),
+            Err(_) => Err(DatabaseError::deadline("the database")),
+        }
+    }
+
+    fn store_blocking(
+        &self,
+        connection: &mut Connection,
+        code: &str,
+        state: &str,
+        deadline: Instant,
+    ) -> Result<Stored, DatabaseError> {
+        let reused = connection
+            .live
+            .as_ref()
+            .is_some_and(|live| !live.client.is_closed());
+        if !reused {
+            self.connect(connection, deadline)?;
+        }
+        let result = match self.run(connection, code, state, deadline)? {
             // The card: a connection that dropped between invocations is reconnected once, and the statement
             // retried once. The insert is idempotent (D5), so a retry after a lost reply cannot add a row.
-            Err(error) if reused && connection_lost(&error) => {
+            Err(error)
+                if reused && diagnose::connection_lost(&error) && Instant::now() < deadline =>
+            {
                 log::warn!(
                     target: "database",
-                    detail = error_chain(&error).as_str();
+                    detail = diagnose::error_chain(&error).as_str();
                     "connection lost; reconnecting once"
                 );
-                *slot = None;
-                let client = slot.insert(
-                    self.settings
-                        .connect()
-                        .map_err(|e| DatabaseError::from_postgres(&e))?,
-                );
-                store_once(client, code, state)
+                self.connect(connection, deadline)?;
+                self.run(connection, code, state, deadline)?
             }
             result => result,
-        }
-        .map_err(|e| DatabaseError::from_postgres(&e))?
-        // Only a row deleted between the two runs (a purge) can do that. The pair is not stored, so the
-        // request must not be answered as saved.
-        .ok_or_else(|| DatabaseError {
-            kind: "row_vanished",
-            hint: "a matching row was deleted while this request ran; the client may retry",
-            detail: String::new(),
-        })
+        };
+        result
+            .map_err(|e| DatabaseError::from_postgres(&e))?
+            // Only a row deleted between the two runs (a purge) can do that. The pair is not stored, so the
+            // request must not be answered as saved.
+            .ok_or_else(|| DatabaseError {
+                kind: "row_vanished",
+                hint: "a matching row was deleted while this request ran; the client may retry",
+                detail: String::new(),
+                misconfigured: false,
+            })
     }
+
+    /// One run of the statement on the open connection, cancelled at the statement timeout.
+    #[allow(clippy::type_complexity)]
+    fn run(
+        &self,
+        connection: &mut Connection,
+        code: &str,
+        state: &str,
+        deadline: Instant,
+    ) -> Result<Result<Option<Stored>, postgres::Error>, DatabaseError> {
+        let Some(live) = connection.live.as_mut() else {
+            return Err(DatabaseError::internal("no connection to run on".into()));
+        };
+        let cancel_at = deadline.min(Instant::now() + self.settings.statement_timeout);
+        let _armed = self.watchdog.arm(cancel_at, &live.cancel);
+        Ok(store_once(&mut live.client, code, state))
+    }
+
+    /// Opens the connection, replacing any old one; a database secret refused by the server is read again once.
+    fn connect(&self, connection: &mut Connection, deadline: Instant) -> Result<(), DatabaseError> {
+        connection.live = None;
+        let deadline = deadline.min(Instant::now() + self.settings.connect_timeout);
+        let tls = match &connection.tls {
+            Some(tls) => tls.clone(),
+            None => connection.tls.insert(self.tls()?).clone(),
+        };
+        let secret_source = match &self.settings.auth {
+            Auth::Secret { id, extension } => Some((id.as_str(), extension)),
+            _ => None,
+        };
+        if let Some((id, extension)) = secret_source
+            && connection.secret.is_none()
+        {
+            connection.secret = Some(read_secret(id, extension)?);
+        }
+        let live = match self.open(connection.secret.as_ref(), &tls, deadline) {
+            // D9: RDS rotates a managed secret every 7 days; a process holding the old one reads it again, once.
+            Err(error)
+                if error.kind == "auth_failed"
+                    && let Some((id, extension)) = secret_source =>
+            {
+                let fresh = read_secret(id, extension)?;
+                if connection.secret.as_ref() == Some(&fresh) {
+                    return Err(error);
+                }
+                log::warn!(target: "database", "authentication failed; retrying once with the secret read again");
+                self.open(Some(connection.secret.insert(fresh)), &tls, deadline)?
+            }
+            result => result?,
+        };
+        connection.live = Some(live);
+        Ok(())
+    }
+
+    /// One connection attempt, given up at `deadline`. tokio-postgres bounds only the TCP connect; a server
+    /// that accepts and then never answers would hold the attempt forever, so it runs on its own thread, which
+    /// is left to finish (or fail) alone when the deadline passes.
+    fn open(
+        &self,
+        secret: Option<&DatabaseSecret>,
+        tls: &Tls,
+        deadline: Instant,
+    ) -> Result<Live, DatabaseError> {
+        let config = self
+            .settings
+            .config(secret, SystemTime::now())
+            .map_err(|e| DatabaseError::misconfigured("no_user", "set PGUSER", e))?;
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let attempt_tls = tls.clone();
+        std::thread::Builder::new()
+            .name("database-connect".into())
+            .spawn(move || {
+                let _ = sender.send(attempt_tls.connect(&config));
+            })
+            .map_err(|e| DatabaseError::internal(format!("no thread to connect on: {e}")))?;
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(wait) {
+            Ok(Ok(client)) => Ok(Live {
+                cancel: Arc::new(CancelTarget {
+                    token: client.cancel_token(),
+                    tls: tls.clone(),
+                }),
+                client,
+            }),
+            Ok(Err(error)) => Err(DatabaseError::from_postgres(&error)),
+            Err(RecvTimeoutError::Timeout) => Err(DatabaseError::connect_timeout(wait)),
+            Err(RecvTimeoutError::Disconnected) => Err(DatabaseError::internal(
+                "the connection attempt ended without a result".into(),
+            )),
+        }
+    }
+
+    fn tls(&self) -> Result<Tls, DatabaseError> {
+        if self.settings.ssl_mode == SslMode::Disable {
+            return Ok(Tls::Off);
+        }
+        tls::connector(self.settings.ssl_mode, self.settings.root_certs.as_ref())
+            .map(Tls::On)
+            .map_err(|e| {
+                DatabaseError::misconfigured(
+                    "tls_config",
+                    "check PGSSLROOTCERT (a PEM bundle; relative paths are read from the function's root)",
+                    e,
+                )
+            })
+    }
+}
+
+/// D9: through the Parameters and Secrets extension; its errors never carry the secret's text.
+fn read_secret(id: &str, extension: &SecretsExtension) -> Result<DatabaseSecret, DatabaseError> {
+    let text = extension.secret_string(id).map_err(|e| {
+        DatabaseError::misconfigured(
+            "secret_unavailable",
+            "check PGSECRET_ID, the extension's layer and secretsmanager:GetSecretValue on the secret",
+            e,
+        )
+    })?;
+    DatabaseSecret::parse(id, &text).map_err(|e| {
+        DatabaseError::misconfigured(
+            "secret_malformed",
+            "the secret must be RDS's JSON (username, password, ...) or the password alone",
+            e,
+        )
+    })
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let client = self
-            .client
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(client) = client {
+        let Some(connection) = Arc::get_mut(&mut self.connection) else {
+            return;
+        };
+        if let Some(live) = connection.get_mut().live.take() {
             // The client's own runtime must not be dropped on an async thread (see the module comment).
-            let _ = std::thread::spawn(move || drop(client)).join();
+            let _ = std::thread::spawn(move || drop(live)).join();
         }
     }
 }
@@ -341,62 +359,4 @@ fn store_once(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
-    }
-
-    #[test]
-    fn settings_follow_libpq_defaults() {
-        let s = Settings::from_lookup(lookup(&[("PGUSER", "app")])).unwrap();
-        assert_eq!(s.target, "app@localhost:5432/app");
-        assert_eq!(
-            s.config.get_connect_timeout(),
-            Some(&DEFAULT_CONNECT_TIMEOUT)
-        );
-        let s = Settings::from_lookup(lookup(&[
-            ("PGHOST", "db.example"),
-            ("PGPORT", "6432"),
-            ("PGUSER", "app"),
-            ("PGPASSWORD", "hunter2"),
-            ("PGDATABASE", "shop"),
-            ("PGCONNECT_TIMEOUT", "1"),
-        ]))
-        .unwrap();
-        assert_eq!(s.target, "app@db.example:6432/shop");
-        assert_eq!(
-            s.config.get_connect_timeout(),
-            Some(&Duration::from_secs(2))
-        );
-        assert!(!format!("{s:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn settings_reject_what_libpq_would() {
-        assert!(
-            Settings::from_lookup(lookup(&[]))
-                .unwrap_err()
-                .contains("PGUSER")
-        );
-        let e = Settings::from_lookup(lookup(&[("PGUSER", "a"), ("PGPORT", "x")])).unwrap_err();
-        assert!(e.contains("PGPORT"), "{e}");
-        let s =
-            Settings::from_lookup(lookup(&[("PGUSER", "a"), ("PGCONNECT_TIMEOUT", "0")])).unwrap();
-        assert_eq!(
-            s.config.get_connect_timeout(),
-            Some(&DEFAULT_CONNECT_TIMEOUT),
-            "0 must not mean forever"
-        );
-    }
-}
+mod tests;

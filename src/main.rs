@@ -8,10 +8,8 @@ mod database;
 mod event;
 mod mint;
 mod params;
-#[allow(dead_code)] // wired into the connection once TLS lands (IAM auth requires it)
 mod rds_iam;
 mod redirect;
-#[allow(dead_code)] // wired into the configuration with the IAM work
 mod secrets;
 mod state;
 mod telemetry;
@@ -26,7 +24,11 @@ use database::{Database, DatabaseError, Settings, Stored};
 use event::{EventError, HttpRequest};
 use params::{Callback, ParamError};
 use redirect::Redirects;
-use state::{AgeError, StateKey};
+use secrets::StateKeySource;
+use state::AgeError;
+
+/// Kept from Lambda's deadline to send the answer.
+const ANSWER_MARGIN_MS: u64 = 500;
 
 /// What the function needs to serve; built once per instance from the environment.
 struct App {
@@ -36,7 +38,7 @@ struct App {
 }
 
 struct Ready {
-    state_key: StateKey,
+    state_key: Arc<StateKeySource>,
     /// D8: with `STATE_MAX_AGE_SECONDS` set, states must follow `mall_id:nonce:issued_at` and be this fresh.
     state_max_age: Option<u64>,
     redirects: Redirects,
@@ -55,9 +57,7 @@ impl App {
 
 impl Ready {
     fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let state_key = var("EXPECTED_STATE_SECRET")
-            .and_then(|secret| StateKey::new(&secret))
-            .ok_or("EXPECTED_STATE_SECRET is not set: refusing every request")?;
+        let state_key = Arc::new(StateKeySource::from_lookup(&var)?);
         let state_max_age = match var("STATE_MAX_AGE_SECONDS") {
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(seconds) if seconds > 0 => Some(seconds),
@@ -132,6 +132,7 @@ impl Outcome {
                 "Conflict: this state was already used with another code".into(),
             ),
             Outcome::Misconfigured(_) => (500, "server misconfigured".into()),
+            Outcome::DatabaseFailed(e) if e.misconfigured => (500, "server misconfigured".into()),
             Outcome::DatabaseFailed(_) => {
                 (500, "Database unavailable: the code was not saved".into())
             }
@@ -177,7 +178,7 @@ struct Trace {
 async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let started = Instant::now();
     let mut trace = Trace::default();
-    let outcome = callback(app, &event.payload, &mut trace).await;
+    let outcome = callback(app, &event.payload, event.context.deadline, &mut trace).await;
     let response = respond(
         &outcome,
         app.config.as_ref().ok().map(|ready| &ready.redirects),
@@ -194,7 +195,7 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> {
     Ok(response)
 }
 
-async fn callback(app: &App, event: &Value, trace: &mut Trace) -> Outcome {
+async fn callback(app: &App, event: &Value, deadline_ms: u64, trace: &mut Trace) -> Outcome {
     let ready = match &app.config {
         Ok(ready) => ready,
         Err(why) => return Outcome::Misconfigured(why.clone()),
@@ -220,8 +221,20 @@ async fn callback(app: &App, event: &Value, trace: &mut Trace) -> Outcome {
     };
     trace.code_fingerprint = Some(telemetry::code_fingerprint(code));
 
-    // D4: checked before the database is touched.
-    let Some(signed) = ready.state_key.verify(state) else {
+    // D4: checked before the database is touched. A key kept in Secrets Manager is read on first use (D9).
+    if !ready.state_key.is_ready() {
+        let source = Arc::clone(&ready.state_key);
+        match tokio::task::spawn_blocking(move || source.key().map(drop)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return Outcome::Misconfigured(why),
+            Err(join) => return Outcome::Misconfigured(join.to_string()),
+        }
+    }
+    let state_key = match ready.state_key.key() {
+        Ok(key) => key,
+        Err(why) => return Outcome::Misconfigured(why),
+    };
+    let Some(signed) = state_key.verify(state) else {
         return Outcome::ForgedState;
     };
     trace.state_payload = Some(signed.payload.to_owned());
@@ -234,24 +247,37 @@ async fn callback(app: &App, event: &Value, trace: &mut Trace) -> Outcome {
         }
     }
 
-    // D6: the blocking client lives on the blocking pool, never on the async thread.
-    let database = Arc::clone(&ready.database);
-    let (code, state) = (code.to_owned(), state.to_owned());
+    // D6: the blocking client works on the blocking pool, bounded in time; D5: the database decides repeats.
     let database_started = Instant::now();
-    let stored = tokio::task::spawn_blocking(move || database.store_code(&code, &state)).await;
+    let stored = ready
+        .database
+        .store_code(code, state, request_deadline(deadline_ms))
+        .await;
     trace.database_time = Some(database_started.elapsed());
     match stored {
-        Ok(Ok(Stored::New { id })) => Outcome::Saved { id },
-        Ok(Ok(Stored::Repeat { id })) => Outcome::Repeat { id },
-        Ok(Ok(Stored::CodeTaken)) => Outcome::CodeTaken,
-        Ok(Ok(Stored::StateTaken)) => Outcome::StateTaken,
-        Ok(Err(e)) => Outcome::DatabaseFailed(e),
-        Err(join) => Outcome::DatabaseFailed(DatabaseError {
-            kind: "internal_error",
-            hint: "the database task did not finish; this is a bug",
-            detail: join.to_string(),
-        }),
+        Ok(Stored::New { id }) => Outcome::Saved { id },
+        Ok(Stored::Repeat { id }) => Outcome::Repeat { id },
+        Ok(Stored::CodeTaken) => Outcome::CodeTaken,
+        Ok(Stored::StateTaken) => Outcome::StateTaken,
+        Err(e) => Outcome::DatabaseFailed(e),
     }
+}
+
+/// Lambda's deadline for this invocation, less the time to answer: past it Lambda kills the process and API
+/// Gateway answers 502 instead of our 500. Without one (a test harness), the database's own bounds apply.
+fn request_deadline(deadline_ms: u64) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let remaining = match deadline_ms {
+        0 => Duration::from_secs(3600),
+        _ => Duration::from_millis(
+            deadline_ms
+                .saturating_sub(now_ms)
+                .saturating_sub(ANSWER_MARGIN_MS),
+        ),
+    };
+    Instant::now() + remaining
 }
 
 /// The proxy-integration response; API Gateway (1.0 and 2.0) and function URLs all read this shape.
@@ -355,7 +381,7 @@ async fn serve() -> Result<(), Error> {
     let app: &'static App = Box::leak(Box::new(App::from_env()));
     match &app.config {
         Ok(ready) => {
-            log::info!(target: "init", database = ready.database.settings().target.as_str(); "ready")
+            log::info!(target: "init", database = ready.database.settings().target(None).as_str(); "ready")
         }
         Err(why) => log::error!(target: "init", "server misconfigured: {why}"),
     }

@@ -5,9 +5,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::state::StateKey;
 
 /// The extension answers from its cache in microseconds; a miss costs it one Secrets Manager call.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -190,6 +193,64 @@ impl DatabaseSecret {
             port,
             dbname: field("dbname"),
         })
+    }
+}
+
+/// D4's key, given as a value (`EXPECTED_STATE_SECRET`) or read at run time (`EXPECTED_STATE_SECRET_ID`, D9).
+pub enum StateKeySource {
+    Value(StateKey),
+    /// Read on the first request (the extension may not be up during init), then kept for the process. Never
+    /// read again because a signature failed: that would let forged states drive calls to Secrets Manager.
+    Secret {
+        id: String,
+        extension: SecretsExtension,
+        key: OnceLock<StateKey>,
+    },
+}
+
+impl StateKeySource {
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        match (
+            var("EXPECTED_STATE_SECRET"),
+            var("EXPECTED_STATE_SECRET_ID"),
+        ) {
+            (Some(_), Some(_)) => Err(
+                "both EXPECTED_STATE_SECRET and EXPECTED_STATE_SECRET_ID are set: keep one".into(),
+            ),
+            (Some(secret), None) => StateKey::new(&secret)
+                .map(StateKeySource::Value)
+                .ok_or_else(|| "EXPECTED_STATE_SECRET is empty: refusing every request".into()),
+            (None, Some(id)) => Ok(StateKeySource::Secret {
+                id,
+                extension: SecretsExtension::from_lookup(&var)?,
+                key: OnceLock::new(),
+            }),
+            (None, None) => Err("EXPECTED_STATE_SECRET is not set: refusing every request".into()),
+        }
+    }
+
+    /// The key; blocks on the first read of a secret, so call it from a blocking thread.
+    pub fn key(&self) -> Result<&StateKey, String> {
+        match self {
+            StateKeySource::Value(key) => Ok(key),
+            StateKeySource::Secret { id, extension, key } => {
+                if let Some(key) = key.get() {
+                    return Ok(key);
+                }
+                let text = extension.secret_string(id)?;
+                let read = StateKey::new(&text)
+                    .ok_or_else(|| format!("secret {id:?} (EXPECTED_STATE_SECRET_ID) is empty"))?;
+                Ok(key.get_or_init(|| read))
+            }
+        }
+    }
+
+    /// Whether `key` can answer without blocking.
+    pub fn is_ready(&self) -> bool {
+        match self {
+            StateKeySource::Value(_) => true,
+            StateKeySource::Secret { key, .. } => key.get().is_some(),
+        }
     }
 }
 

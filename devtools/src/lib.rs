@@ -52,3 +52,10 @@ pub fn sign_state(secret: &str, payload: &str) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     format!("{payload}.{signature}")
 }
+
+/// An HTTP API (2.0) callback event for `code` and `state`, from the real sample in `events/`.
+pub fn callback_event(code: &str, state: &str) -> Result<Value, String> {
+    let mut event = fixture("http-api", "success")?;
+    event["rawQueryString"] = format!("code={code}&state={state}").into();
+    Ok(event)
+}

@@ -430,6 +430,21 @@ impl Function {
             .collect()
     }
 
+    /// The request's log line (the one with a level), waiting up to a second for stdout to deliver it.
+    pub fn request_log(&self, request_id: &str) -> Option<Value> {
+        let until = Instant::now() + Duration::from_secs(1);
+        loop {
+            let line = self
+                .lines_for(request_id)
+                .into_iter()
+                .find(|l| l.get("level").is_some());
+            if line.is_some() || Instant::now() >= until {
+                return line;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// `Some(status)` once the process has exited.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
