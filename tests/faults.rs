@@ -5,73 +5,46 @@
 //! only bound it, as D6 asks: a clear error well inside API Gateway's 29 s, never a hang.
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use devtools::instance::{Instance, env};
 use devtools::postgres::{self, Cluster, TestDatabase};
-use devtools::runtime_api::{Function, Invocation, RuntimeApi};
-use devtools::{LOCAL_STATE_SECRET, callback_event, sign_state};
-use serde_json::Value;
 
 const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_bootstrap");
-/// What the Runtime API gives each invocation, as a Lambda timeout would.
-const LAMBDA_TIMEOUT: Duration = Duration::from_secs(25);
 
-struct Instance {
-    api: RuntimeApi,
-    function: Function,
+fn start(db_env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Instance {
+    let mut all = db_env;
+    all.extend(env(extra));
+    Instance::start(BOOTSTRAP, &all).unwrap()
 }
 
-impl Instance {
-    fn start(env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Instance {
-        let mut env = env;
-        env.push(("EXPECTED_STATE_SECRET".into(), LOCAL_STATE_SECRET.into()));
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let api = RuntimeApi::start().unwrap();
-        let function = Function::start(Path::new(BOOTSTRAP), &api, &env).unwrap();
-        Instance { api, function }
-    }
+/// A callback that must fail with the plain 500 of D3, naming `cause` in the log; returns how long it took.
+fn expect_500(instance: &mut Instance, code: &str, cause: &str, check: &str) -> Duration {
+    let answer = instance.callback(code).unwrap();
+    let (body, log) = (&answer.body, &answer.log);
+    assert_eq!(answer.status, 500, "{body} {log}");
+    assert_eq!(body["ok"], false);
+    assert_eq!(
+        body["message"], "Database unavailable: the code was not saved",
+        "{body}"
+    );
+    assert_eq!(log["outcome"], cause, "{log}");
+    let hint = log["check"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains(check),
+        "{cause}: {hint:?} should say {check:?}"
+    );
+    assert!(
+        instance.function.exited().is_none(),
+        "the process must live on"
+    );
+    answer.elapsed
+}
 
-    /// Sends a callback for `code` and returns the invocation, its status, body and log line.
-    fn callback(&self, code: &str) -> (Invocation, u64, Value, Value) {
-        let state = sign_state(LOCAL_STATE_SECRET, &format!("mall:{code}"));
-        let invocation = self
-            .api
-            .invoke(&callback_event(code, &state).unwrap(), LAMBDA_TIMEOUT)
-            .unwrap();
-        let status = invocation.status().unwrap();
-        let body = invocation.body().unwrap();
-        let log = self
-            .function
-            .request_log(&invocation.request_id)
-            .unwrap_or_default();
-        (invocation, status, body, log)
-    }
-
-    /// A callback that must fail with the plain 500 of D3, naming `cause` in the log; returns how long it took.
-    fn expect_500(&mut self, code: &str, cause: &str, check: &str) -> Duration {
-        let (invocation, status, body, log) = self.callback(code);
-        assert_eq!(status, 500, "{body} {log}");
-        assert_eq!(body["ok"], false);
-        assert_eq!(
-            body["message"], "Database unavailable: the code was not saved",
-            "{body}"
-        );
-        assert_eq!(log["outcome"], cause, "{log}");
-        let hint = log["check"].as_str().unwrap_or_default();
-        assert!(
-            hint.contains(check),
-            "{cause}: {hint:?} should say {check:?}"
-        );
-        assert!(self.function.exited().is_none(), "the process must live on");
-        invocation.elapsed
-    }
-
-    fn expect_saved(&self, code: &str) -> i64 {
-        let (_, status, body, log) = self.callback(code);
-        assert_eq!(status, 200, "{body} {log}");
-        body["id"].as_i64().unwrap()
-    }
+fn expect_saved(instance: &Instance, code: &str) -> i64 {
+    let answer = instance.callback(code).unwrap();
+    assert_eq!(answer.status, 200, "{} {}", answer.body, answer.log);
+    answer.body["id"].as_i64().unwrap()
 }
 
 fn codes(db: &TestDatabase) -> Vec<String> {
@@ -89,14 +62,14 @@ fn report(case: &str, elapsed: Duration) {
 fn a_server_restart_between_requests_costs_one_reconnect() {
     let cluster = Cluster::start().unwrap();
     let db = cluster.create_database().unwrap();
-    let instance = Instance::start(db.env(), &[]);
-    let first = instance.expect_saved("before-restart");
+    let instance = start(db.env(), &[]);
+    let first = expect_saved(&instance, "before-restart");
     cluster.restart().unwrap();
-    let second = instance.expect_saved("after-restart");
+    let second = expect_saved(&instance, "after-restart");
     assert!(second > first);
     // The same pair again after another restart: the retry cannot add a row (D5).
     cluster.restart().unwrap();
-    assert_eq!(instance.expect_saved("after-restart"), second);
+    assert_eq!(expect_saved(&instance, "after-restart"), second);
     assert_eq!(codes(&db), ["before-restart", "after-restart"]);
 }
 
@@ -104,8 +77,8 @@ fn a_server_restart_between_requests_costs_one_reconnect() {
 fn a_terminated_backend_is_replaced_once() {
     let db = postgres::shared().unwrap().create_database().unwrap();
     let app = format!("faults-{}", db.name);
-    let instance = Instance::start(db.env(), &[("PGAPPNAME", &app)]);
-    instance.expect_saved("first");
+    let instance = start(db.env(), &[("PGAPPNAME", &app)]);
+    expect_saved(&instance, "first");
     let mut admin = db.connect().unwrap();
     let killed = admin
         .query(
@@ -114,7 +87,7 @@ fn a_terminated_backend_is_replaced_once() {
         )
         .unwrap();
     assert_eq!(killed.len(), 1, "one connection per instance");
-    instance.expect_saved("second");
+    expect_saved(&instance, "second");
     let log = instance.function.output().join("\n");
     assert!(log.contains("reconnecting once"), "{log}");
     assert_eq!(codes(&db), ["first", "second"]);
@@ -125,12 +98,17 @@ fn a_server_down_at_the_first_request_then_up() {
     let cluster = Cluster::start().unwrap();
     let db = cluster.create_database().unwrap();
     cluster.stop().unwrap();
-    let mut instance = Instance::start(db.env(), &[]);
-    let elapsed = instance.expect_500("while-down", "connection_refused", "security groups");
+    let mut instance = start(db.env(), &[]);
+    let elapsed = expect_500(
+        &mut instance,
+        "while-down",
+        "connection_refused",
+        "security groups",
+    );
     report("server down (connection refused)", elapsed);
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     cluster.start_server().unwrap();
-    instance.expect_saved("when-up");
+    expect_saved(&instance, "when-up");
     assert_eq!(codes(&db), ["when-up"]);
 }
 
@@ -151,9 +129,9 @@ fn a_listener_that_never_answers_is_given_up_at_the_connect_timeout() {
         ("PGUSER".into(), "app".into()),
         ("PGPASSWORD".into(), "unused".into()),
     ];
-    let mut instance = Instance::start(env, &[("PGCONNECT_TIMEOUT", "2")]);
+    let mut instance = start(env, &[("PGCONNECT_TIMEOUT", "2")]);
     for code in ["black-hole-1", "black-hole-2"] {
-        let elapsed = instance.expect_500(code, "connect_timeout", "network path");
+        let elapsed = expect_500(&mut instance, code, "connect_timeout", "network path");
         report("listener that never answers, PGCONNECT_TIMEOUT=2", elapsed);
         assert!(
             elapsed >= Duration::from_secs(2) && elapsed < Duration::from_millis(3500),
@@ -177,9 +155,10 @@ fn a_statement_past_its_timeout_is_cancelled_and_stores_nothing() {
                  for each row execute function slow_insert();",
         )
         .unwrap();
-    let mut instance = Instance::start(db.env(), &[("STATEMENT_TIMEOUT_SECONDS", "1")]);
-    instance.expect_saved("fast-before");
-    let elapsed = instance.expect_500(
+    let mut instance = start(db.env(), &[("STATEMENT_TIMEOUT_SECONDS", "1")]);
+    expect_saved(&instance, "fast-before");
+    let elapsed = expect_500(
+        &mut instance,
         "slow-insert",
         "statement_timeout",
         "STATEMENT_TIMEOUT_SECONDS",
@@ -194,7 +173,7 @@ fn a_statement_past_its_timeout_is_cancelled_and_stores_nothing() {
     );
     // The connection survives the cancel: the next request is served at once, on it.
     let started = Instant::now();
-    instance.expect_saved("fast-after");
+    expect_saved(&instance, "fast-after");
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(codes(&db), ["fast-before", "fast-after"]);
     assert!(
@@ -209,9 +188,9 @@ fn a_statement_past_its_timeout_is_cancelled_and_stores_nothing() {
 #[test]
 fn a_wrong_password_is_reported_as_credentials() {
     let db = postgres::shared().unwrap().create_database().unwrap();
-    let mut instance = Instance::start(db.env(), &[("PGPASSWORD", "not-the-password")]);
+    let mut instance = start(db.env(), &[("PGPASSWORD", "not-the-password")]);
     for code in ["wrong-1", "wrong-2"] {
-        let elapsed = instance.expect_500(code, "auth_failed", "PGPASSWORD");
+        let elapsed = expect_500(&mut instance, code, "auth_failed", "PGPASSWORD");
         report("wrong password", elapsed);
     }
     let output = instance.function.output().join("\n");

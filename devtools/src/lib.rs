@@ -2,6 +2,8 @@
 //! API server, and the fixtures in `events/` with what each one must get back.
 
 pub mod botocore;
+pub mod certs;
+pub mod instance;
 pub mod postgres;
 pub mod runtime_api;
 pub mod secrets_extension;

@@ -238,7 +238,7 @@ fn at_exit(change: impl FnOnce(&mut ExitCleanup)) {
     }
 }
 
-fn register_cleanup(dir: PathBuf) {
+pub(crate) fn register_cleanup(dir: PathBuf) {
     at_exit(|c| c.dirs.push(dir));
 }
 

@@ -116,7 +116,7 @@ fn diagnose(error: &postgres::Error) -> (&'static str, &'static str) {
              verify-full, that PGHOST is the name in the certificate",
         );
     }
-    let text = error.to_string();
+    let text = error_chain(error);
     if text.contains("server does not support TLS") {
         return (
             "tls_unavailable",

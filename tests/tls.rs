@@ -1,0 +1,222 @@
+//! D6's TLS against a PostgreSQL 17 that, like RDS with `rds.force_ssl = 1`, accepts the function's user only
+//! over TLS (`hostssl`), with a CA and a server certificate (for `localhost`) made at test time. Each case is a
+//! fresh `bootstrap` behind the Runtime API test server, so each opens its connection with its own settings.
+
+use devtools::certs::TestCertificates;
+use devtools::instance::{Answer, Instance, env};
+use devtools::postgres::{self, Cluster, Options, TestDatabase};
+
+const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_bootstrap");
+const APP_USER: &str = "app";
+const APP_PASSWORD: &str = "app-password";
+/// Trusted without a password, over TLS only: the stand-in for an RDS IAM user, whose token RDS checks.
+const IAM_USER: &str = "iam_app";
+
+struct TlsServer {
+    certs: TestCertificates,
+    cluster: Cluster,
+    db: TestDatabase,
+}
+
+fn tls_server() -> TlsServer {
+    let certs = TestCertificates::make().unwrap();
+    let options = Options {
+        config: vec![
+            "ssl = on".into(),
+            "ssl_cert_file = 'server.crt'".into(),
+            "ssl_key_file = 'server.key'".into(),
+        ],
+        // The tests' own superuser may use plain TCP; the function's users only TLS.
+        hba: Some(format!(
+            "local all all trust\n\
+             host all {su} 127.0.0.1/32 scram-sha-256\n\
+             hostssl all {APP_USER} 127.0.0.1/32 scram-sha-256\n\
+             hostssl all {IAM_USER} 127.0.0.1/32 trust\n",
+            su = postgres::SUPERUSER
+        )),
+        files: vec![
+            ("server.crt".into(), certs.read("server.crt").unwrap()),
+            ("server.key".into(), certs.read("server.key").unwrap()),
+        ],
+    };
+    let cluster = Cluster::start_with(options).unwrap();
+    let db = cluster.create_database().unwrap();
+    db.connect()
+        .unwrap()
+        .batch_execute(&format!(
+            "create role {APP_USER} login password '{APP_PASSWORD}';
+             create role {IAM_USER} login;
+             grant usage on schema cafe24 to {APP_USER}, {IAM_USER};
+             grant select, insert on cafe24.oauth_authorization_codes to {APP_USER}, {IAM_USER};
+             grant usage on all sequences in schema cafe24 to {APP_USER}, {IAM_USER};"
+        ))
+        .unwrap();
+    TlsServer { certs, cluster, db }
+}
+
+impl TlsServer {
+    fn callback(&self, code: &str, host: &str, settings: &[(&str, &str)]) -> Answer {
+        let mut all = env(&[
+            ("PGHOST", host),
+            ("PGUSER", APP_USER),
+            ("PGPASSWORD", APP_PASSWORD),
+            ("PGDATABASE", &self.db.name),
+        ]);
+        all.push(("PGPORT".into(), self.cluster.port().to_string()));
+        let mut settings = env(settings);
+        // A bundle's file name, made absolute unless the case is about LAMBDA_TASK_ROOT.
+        if !settings.iter().any(|(k, _)| k == "LAMBDA_TASK_ROOT") {
+            for (name, value) in &mut settings {
+                if name == "PGSSLROOTCERT" {
+                    *value = self.certs.path(value).display().to_string();
+                }
+            }
+        }
+        all.retain(|(k, _)| !settings.iter().any(|(s, _)| s == k));
+        all.extend(settings);
+        Instance::start(BOOTSTRAP, &all)
+            .unwrap()
+            .callback(code)
+            .unwrap()
+    }
+}
+
+fn saved(answer: &Answer) -> bool {
+    answer.status == 200 && answer.body["id"].is_i64()
+}
+
+fn refused(answer: &Answer, cause: &str, check: &str) {
+    assert_eq!(answer.status, 500, "{answer:?}");
+    assert_eq!(answer.log["outcome"], cause, "{answer:?}");
+    let hint = answer.log["check"].as_str().unwrap_or_default();
+    assert!(hint.contains(check), "{hint:?} should say {check:?}");
+}
+
+#[test]
+fn every_sslmode_against_a_server_that_requires_tls() {
+    let server = tls_server();
+    let mode = |m| ("PGSSLMODE", m);
+    let ok = [
+        ("prefer", "127.0.0.1", vec![]),
+        ("require", "127.0.0.1", vec![mode("require")]),
+        // The certificate names localhost only: verify-ca checks the chain, not the name.
+        (
+            "verify-ca",
+            "127.0.0.1",
+            vec![mode("verify-ca"), ("PGSSLROOTCERT", "ca.crt")],
+        ),
+        (
+            "verify-full",
+            "localhost",
+            vec![mode("verify-full"), ("PGSSLROOTCERT", "ca.crt")],
+        ),
+        // libpq: require with a root bundle given verifies the chain.
+        (
+            "require-with-ca",
+            "127.0.0.1",
+            vec![mode("require"), ("PGSSLROOTCERT", "ca.crt")],
+        ),
+    ];
+    for (code, host, settings) in &ok {
+        let answer = server.callback(code, host, settings);
+        assert!(saved(&answer), "{code}: {answer:?}");
+    }
+
+    let answer = server.callback("disable", "127.0.0.1", &[mode("disable")]);
+    refused(&answer, "tls_required", "requires TLS");
+    let rejected = [
+        (
+            "wrong-host",
+            "127.0.0.1",
+            vec![mode("verify-full"), ("PGSSLROOTCERT", "ca.crt")],
+        ),
+        (
+            "wrong-ca-full",
+            "localhost",
+            vec![mode("verify-full"), ("PGSSLROOTCERT", "other-ca.crt")],
+        ),
+        (
+            "wrong-ca",
+            "localhost",
+            vec![mode("verify-ca"), ("PGSSLROOTCERT", "other-ca.crt")],
+        ),
+        (
+            "wrong-ca-require",
+            "localhost",
+            vec![mode("require"), ("PGSSLROOTCERT", "other-ca.crt")],
+        ),
+    ];
+    for (code, host, settings) in &rejected {
+        let answer = server.callback(code, host, settings);
+        refused(&answer, "tls_rejected", "PGSSLROOTCERT");
+    }
+    let stored: Vec<String> = server.db.rows().unwrap().into_iter().map(|r| r.1).collect();
+    let expected: Vec<&str> = ok.iter().map(|(code, _, _)| *code).collect();
+    assert_eq!(stored, expected);
+}
+
+#[test]
+fn a_relative_root_bundle_is_read_from_the_function_root() {
+    let server = tls_server();
+    let task_root = server.certs.dir.display().to_string();
+    let settings = [
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", "ca.crt"),
+        ("LAMBDA_TASK_ROOT", task_root.as_str()),
+    ];
+    let answer = server.callback("relative", "localhost", &settings);
+    assert!(saved(&answer), "{answer:?}");
+}
+
+#[test]
+fn iam_authentication_goes_over_verified_tls() {
+    let server = tls_server();
+    let mut all = env(&[
+        ("PGHOST", "localhost"),
+        ("PGUSER", IAM_USER),
+        ("PGDATABASE", &server.db.name),
+        ("PGAUTH", "iam"),
+        ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        ("AWS_SESSION_TOKEN", "session-token"),
+    ]);
+    all.push(("PGPORT".into(), server.cluster.port().to_string()));
+    all.push((
+        "PGSSLROOTCERT".into(),
+        server.certs.path("ca.crt").display().to_string(),
+    ));
+    // verify-full by default: the first request pays TLS, the token's signature and the insert.
+    let instance = Instance::start(BOOTSTRAP, &all).unwrap();
+    let first = instance.callback("iam-first").unwrap();
+    assert!(saved(&first), "{first:?}");
+    eprintln!(
+        "first request with PGAUTH=iam over verify-full TLS: {:.1} ms",
+        first.elapsed.as_secs_f64() * 1000.0
+    );
+    // With TLS turned down, IAM refuses to start: the token would travel in the clear.
+    all.push(("PGSSLMODE".into(), "prefer".into()));
+    let answer = Instance::start(BOOTSTRAP, &all)
+        .unwrap()
+        .callback("iam-plain")
+        .unwrap();
+    assert_eq!(answer.status, 500);
+    assert_eq!(answer.body["message"], "server misconfigured");
+    let stored: Vec<String> = server.db.rows().unwrap().into_iter().map(|r| r.1).collect();
+    assert_eq!(stored, ["iam-first"]);
+}
+
+#[test]
+fn require_against_a_server_without_tls_says_so() {
+    let db = postgres::shared().unwrap().create_database().unwrap();
+    let mut all = db.env();
+    all.push(("PGSSLMODE".into(), "require".into()));
+    let answer = Instance::start(BOOTSTRAP, &all)
+        .unwrap()
+        .callback("no-tls")
+        .unwrap();
+    refused(&answer, "tls_unavailable", "PGSSLMODE");
+    assert!(db.rows().unwrap().is_empty());
+}
