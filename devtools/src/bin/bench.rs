@@ -1,0 +1,739 @@
+//! The benchmark of issue 7: how close the function is to the floor of any Rust Lambda that stores a row, measured
+//! side by side in one run, on one PostgreSQL 17 cluster it starts itself, through the same Runtime API server.
+//! A report, never a timed assertion.
+//!
+//!     cargo run --release -p devtools --bin bench                          # print the table
+//!     cargo run --release -p devtools --bin bench -- --write BENCHMARKS.md # and keep it
+//!
+//! Options: `--cold N` cold starts of each binary (default 20), `--warm N` timed warm requests of each kind
+//! (default 3000), `--write PATH`, `--no-zip` (skip `./build.sh` even when it exists).
+//!
+//! What it compares:
+//! - init: process start to the first `/next`, our release `bootstrap` against a hello-world `lambda_runtime`
+//!   binary (`devtools/hello`) built in the same run with the same profile;
+//! - first request in a fresh process (connect + store) against a bare connect + first `INSERT ... RETURNING`
+//!   with the same crate and connection kind, in this process;
+//! - warm latency against the hello world's warm latency through the same server plus the bare `INSERT ...
+//!   RETURNING` round trip, measured both ways D6 names (`query_typed`, and a statement prepared once);
+//! - peak RSS (VmHWM), binary size, and the deploy zips when `./build.sh` exists.
+//!
+//! Warm requests run in interleaved blocks (ours, hello, the two bare loops, in turn), and cold starts alternate,
+//! so a busy machine slows every side alike rather than whichever ran last.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use ::postgres::types::Type;
+use devtools::postgres::{self, Cluster, TestDatabase};
+use devtools::runtime_api::{Function, RuntimeApi};
+use devtools::{LOCAL_STATE_SECRET, fixture, sign_state};
+use serde_json::Value;
+
+/// The floor's statement: the bare parameterised insert into the function's own table (its indexes and its
+/// notify trigger included, so the floor pays for the table as the function does).
+const BARE_INSERT: &str =
+    "insert into cafe24.oauth_authorization_codes (code, state) values ($1, $2) returning id";
+const TIMEOUT: Duration = Duration::from_secs(20);
+/// Warm requests of each kind before timing starts: connections open, caches and the planner warm.
+const WARM_UP: usize = 200;
+/// Warm requests are timed in this many interleaved blocks.
+const BLOCKS: usize = 10;
+/// The issue's targets.
+const TARGET_RATIO: f64 = 1.3;
+const TARGET_RSS_BYTES: u64 = 16_000_000;
+const TARGET_ARM64_ZIP_BYTES: u64 = 1_400_000;
+
+struct Options {
+    cold: usize,
+    warm: usize,
+    write: Option<PathBuf>,
+    zips: bool,
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    match options().and_then(|o| run(&o)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn options() -> Result<Options, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut options = Options {
+        cold: 20,
+        warm: 3000,
+        write: None,
+        zips: true,
+        args: args.clone(),
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> Result<usize, String> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|&n: &usize| n > 0)
+                .ok_or(format!("{name} takes a positive number"))
+        };
+        match arg.as_str() {
+            "--cold" => options.cold = number("--cold")?,
+            "--warm" => options.warm = number("--warm")?,
+            "--write" => options.write = Some(args.next().ok_or("--write takes a path")?.into()),
+            "--no-zip" => options.zips = false,
+            "-h" | "--help" => {
+                return Err("usage: bench [--cold N] [--warm N] [--write PATH] [--no-zip]".into());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(options)
+}
+
+fn run(options: &Options) -> Result<(), String> {
+    let root = postgres::workspace_root();
+    let load_before = load_average();
+
+    let bootstrap = cargo_build(&root, &["--bin", "bootstrap"], "bootstrap")?;
+    let hello = cargo_build(&root, &["-p", "lambda-hello", "--bin", "hello"], "hello")?;
+    let sizes = (file_size(&bootstrap)?, file_size(&hello)?);
+    let zips = if !options.zips {
+        Zips::Skipped("skipped (--no-zip)")
+    } else if root.join("build.sh").exists() {
+        Zips::Built {
+            arm64: build_zip(&root, "arm64"),
+            x86_64: build_zip(&root, "x86_64"),
+        }
+    } else {
+        Zips::Skipped("n/a (build.sh missing)")
+    };
+
+    eprintln!("starting a PostgreSQL 17 cluster ...");
+    let cluster = Cluster::start()?;
+    let db = cluster.create_database()?;
+    let server_version = db
+        .connect()?
+        .query_one("show server_version", &[])
+        .map_err(|e| e.to_string())?
+        .get::<_, String>(0);
+    let mut env = db.env();
+    env.push(("EXPECTED_STATE_SECRET".into(), LOCAL_STATE_SECRET.into()));
+    let mut pairs = Pairs::new()?;
+
+    eprintln!("{} cold starts of each binary ...", options.cold);
+    let cold = cold_starts(options.cold, &bootstrap, &hello, &env, &db, &mut pairs)?;
+    eprintln!("{} warm requests of each kind ...", options.warm);
+    let warm = warm_requests(options.warm, &bootstrap, &hello, &env, &db, &mut pairs)?;
+    drop(cluster);
+
+    let report = Report {
+        cold,
+        warm,
+        sizes,
+        zips,
+        machine: Machine {
+            load_before,
+            load_after: load_average(),
+            server_version,
+        },
+        command: std::iter::once("cargo run --release -p devtools --bin bench".to_owned())
+            .chain((!options.args.is_empty()).then(|| format!("-- {}", options.args.join(" "))))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let text = report.render();
+    println!("{text}");
+    if let Some(path) = &options.write {
+        let path = if path.is_relative() {
+            root.join(path)
+        } else {
+            path.clone()
+        };
+        std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `cargo build --release <args>` in the workspace, and the path of the binary it made.
+fn cargo_build(root: &Path, args: &[&str], binary: &str) -> Result<PathBuf, String> {
+    eprintln!("cargo build --release {} ...", args.join(" "));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet"])
+        .args(args)
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build --release {} failed", args.join(" ")));
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join("release").join(binary))
+}
+
+fn file_size(path: &Path) -> Result<u64, String> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+enum Zips {
+    Skipped(&'static str),
+    Built {
+        arm64: Result<u64, String>,
+        x86_64: Result<u64, String>,
+    },
+}
+
+/// `./build.sh --arch <arch>`, then the size of `target/lambda/<arch>/deploy.zip`.
+fn build_zip(root: &Path, arch: &str) -> Result<u64, String> {
+    eprintln!("./build.sh --arch {arch} ...");
+    let status = Command::new(root.join("build.sh"))
+        .args(["--arch", arch])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(std::io::stderr())
+        .status()
+        .map_err(|e| format!("./build.sh: {e}"))?;
+    if !status.success() {
+        return Err(format!("build.sh failed ({status})"));
+    }
+    file_size(&root.join("target/lambda").join(arch).join("deploy.zip"))
+}
+
+/// Unique (code, state) pairs, states signed as the function expects, and the events that carry them.
+struct Pairs {
+    template: Value,
+    next: u64,
+}
+
+impl Pairs {
+    fn new() -> Result<Pairs, String> {
+        Ok(Pairs {
+            template: fixture("http-api", "success")?,
+            next: 0,
+        })
+    }
+
+    fn pair(&mut self) -> (String, String) {
+        self.next += 1;
+        let n = self.next;
+        let state = sign_state(LOCAL_STATE_SECRET, &format!("benchmall:n{n:08}:1767225600"));
+        (format!("bench-code-{n:08}"), state)
+    }
+
+    fn event(&mut self) -> Value {
+        let (code, state) = self.pair();
+        let mut event = self.template.clone();
+        event["rawQueryString"] = format!("code={code}&state={state}").into();
+        event
+    }
+}
+
+/// The sorted samples of one measurement.
+struct Samples(Vec<Duration>);
+
+impl Samples {
+    fn new(mut samples: Vec<Duration>) -> Samples {
+        samples.sort();
+        Samples(samples)
+    }
+
+    /// Nearest-rank percentile, `p` in (0, 1].
+    fn pct(&self, p: f64) -> Duration {
+        let n = self.0.len();
+        let rank = ((p * n as f64).ceil() as usize).clamp(1, n.max(1));
+        self.0.get(rank - 1).copied().unwrap_or_default()
+    }
+
+    fn p50(&self) -> Duration {
+        self.pct(0.50)
+    }
+}
+
+struct Cold {
+    ours_init: Samples,
+    hello_init: Samples,
+    ours_first: Samples,
+    hello_first: Samples,
+    bare_connect: Samples,
+    bare_first: Samples,
+    ours_hwm: u64,
+    hello_hwm: u64,
+}
+
+/// One fresh process behind a fresh Runtime API server: (init, first invocation, VmHWM after it).
+fn cold_start(
+    binary: &Path,
+    env: &[(String, String)],
+    event: &Value,
+    must_save: bool,
+) -> Result<(Duration, Duration, u64), String> {
+    let api = RuntimeApi::start()?;
+    let function = Function::start(binary, &api, env)?;
+    let first_next = api
+        .wait_first_next(TIMEOUT)
+        .ok_or_else(|| format!("{} never asked for an event", binary.display()))?;
+    let init = first_next.saturating_duration_since(function.started);
+    let sent = Instant::now();
+    let invocation = api.invoke(event, TIMEOUT)?;
+    let first = sent.elapsed();
+    if must_save {
+        check_saved(&invocation)?;
+    }
+    let hwm = vm_hwm(function.pid())?;
+    Ok((init, first, hwm))
+}
+
+fn check_saved(invocation: &devtools::runtime_api::Invocation) -> Result<(), String> {
+    match (invocation.status(), invocation.body()) {
+        (Some(200), Some(body)) if body["id"].is_i64() => Ok(()),
+        _ => Err(format!(
+            "the function did not save a new pair: {:?}",
+            invocation.reply
+        )),
+    }
+}
+
+fn cold_starts(
+    rounds: usize,
+    bootstrap: &Path,
+    hello: &Path,
+    env: &[(String, String)],
+    db: &TestDatabase,
+    pairs: &mut Pairs,
+) -> Result<Cold, String> {
+    let mut samples: [Vec<Duration>; 6] = Default::default();
+    let (mut ours_hwm, mut hello_hwm) = (0, 0);
+    // Round 0 warms the page cache and the server and is not counted.
+    for round in 0..=rounds {
+        let mut measured = [Duration::ZERO; 6];
+        let ours_first = round % 2 == 0;
+        for turn in 0..2 {
+            if (turn == 0) == ours_first {
+                let (init, first, hwm) = cold_start(bootstrap, env, &pairs.event(), true)?;
+                (measured[0], measured[2]) = (init, first);
+                ours_hwm = ours_hwm.max(hwm);
+            } else {
+                let (init, first, hwm) = cold_start(hello, env, &pairs.event(), false)?;
+                (measured[1], measured[3]) = (init, first);
+                hello_hwm = hello_hwm.max(hwm);
+            }
+        }
+        // The floor of a first request: a bare connect, then connect + the first insert.
+        let started = Instant::now();
+        let client = db.connect()?;
+        measured[4] = started.elapsed();
+        drop(client);
+        let (code, state) = pairs.pair();
+        let started = Instant::now();
+        let mut client = db.connect()?;
+        client
+            .query_typed(BARE_INSERT, &[(&code, Type::TEXT), (&state, Type::TEXT)])
+            .map_err(|e| e.to_string())?;
+        measured[5] = started.elapsed();
+        drop(client);
+        if round > 0 {
+            for (list, sample) in samples.iter_mut().zip(measured) {
+                list.push(sample);
+            }
+        }
+    }
+    let [a, b, c, d, e, f] = samples.map(Samples::new);
+    Ok(Cold {
+        ours_init: a,
+        hello_init: b,
+        ours_first: c,
+        hello_first: d,
+        bare_connect: e,
+        bare_first: f,
+        ours_hwm,
+        hello_hwm,
+    })
+}
+
+struct Warm {
+    ours: Samples,
+    hello: Samples,
+    typed: Samples,
+    prepared: Samples,
+    ours_hwm: u64,
+    hello_hwm: u64,
+    requests: usize,
+}
+
+fn warm_requests(
+    requests: usize,
+    bootstrap: &Path,
+    hello: &Path,
+    env: &[(String, String)],
+    db: &TestDatabase,
+    pairs: &mut Pairs,
+) -> Result<Warm, String> {
+    let ours_api = RuntimeApi::start()?;
+    let ours = Function::start(bootstrap, &ours_api, env)?;
+    let hello_api = RuntimeApi::start()?;
+    let hello_fn = Function::start(hello, &hello_api, env)?;
+    let mut typed_client = db.connect()?;
+    let mut prepared_client = db.connect()?;
+    let prepared = prepared_client
+        .prepare_typed(BARE_INSERT, &[Type::TEXT, Type::TEXT])
+        .map_err(|e| e.to_string())?;
+
+    // Each kind: one request, its round trip.
+    let mut one = |kind: usize, pairs: &mut Pairs| -> Result<Duration, String> {
+        match kind {
+            0 | 1 => {
+                let (api, must_save) = if kind == 0 {
+                    (&ours_api, true)
+                } else {
+                    (&hello_api, false)
+                };
+                let event = pairs.event();
+                let sent = Instant::now();
+                let invocation = api.invoke(&event, TIMEOUT)?;
+                let elapsed = sent.elapsed();
+                if must_save {
+                    check_saved(&invocation)?;
+                }
+                Ok(elapsed)
+            }
+            2 => {
+                let (code, state) = pairs.pair();
+                let sent = Instant::now();
+                typed_client
+                    .query_typed(BARE_INSERT, &[(&code, Type::TEXT), (&state, Type::TEXT)])
+                    .map_err(|e| e.to_string())?;
+                Ok(sent.elapsed())
+            }
+            _ => {
+                let (code, state) = pairs.pair();
+                let sent = Instant::now();
+                prepared_client
+                    .query(&prepared, &[&code, &state])
+                    .map_err(|e| e.to_string())?;
+                Ok(sent.elapsed())
+            }
+        }
+    };
+
+    for kind in 0..4 {
+        for _ in 0..WARM_UP {
+            one(kind, pairs)?;
+        }
+    }
+    let mut samples: [Vec<Duration>; 4] = Default::default();
+    let per_block = requests.div_ceil(BLOCKS);
+    for block in 0..BLOCKS {
+        for turn in 0..4 {
+            let kind = (block + turn) % 4;
+            for _ in 0..per_block {
+                samples[kind].push(one(kind, pairs)?);
+            }
+        }
+    }
+    let ours_hwm = vm_hwm(ours.pid())?;
+    let hello_hwm = vm_hwm(hello_fn.pid())?;
+    let [ours_s, hello_s, typed_s, prepared_s] = samples.map(Samples::new);
+    Ok(Warm {
+        ours: ours_s,
+        hello: hello_s,
+        typed: typed_s,
+        prepared: prepared_s,
+        ours_hwm,
+        hello_hwm,
+        requests: per_block * BLOCKS,
+    })
+}
+
+/// Peak resident set size of a live process, in bytes (`VmHWM` of `/proc/<pid>/status`, in KiB).
+fn vm_hwm(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| format!("{path}: no VmHWM"))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+struct Machine {
+    load_before: String,
+    load_after: String,
+    server_version: String,
+}
+
+struct Report {
+    cold: Cold,
+    warm: Warm,
+    sizes: (u64, u64),
+    zips: Zips,
+    machine: Machine,
+    command: String,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn ratio(ours: f64, floor: f64) -> f64 {
+    if floor > 0.0 { ours / floor } else { f64::NAN }
+}
+
+fn times(ours: Duration, floor: Duration) -> String {
+    format!("{:.2}x", ratio(ours.as_secs_f64(), floor.as_secs_f64()))
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+fn within(ours: Duration, floor: Duration) -> String {
+    let r = ratio(ours.as_secs_f64(), floor.as_secs_f64());
+    format!("<= {TARGET_RATIO}x: {}", met(r <= TARGET_RATIO))
+}
+
+/// Decimal megabytes, as the targets are written (1.4 MB = 1,400,000 bytes).
+fn mb(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
+}
+
+fn bytes(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{out} B")
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl Report {
+    fn render(&self) -> String {
+        let (cold, warm) = (&self.cold, &self.warm);
+        let n_cold = cold.ours_init.0.len();
+        // The warm floor: the hello world's round trip plus the cheaper of the two ways to send the insert.
+        let (bare, bare_name) = if warm.prepared.p50() <= warm.typed.p50() {
+            (&warm.prepared, "prepared")
+        } else {
+            (&warm.typed, "query_typed")
+        };
+        let floor = |p: f64| warm.hello.pct(p) + bare.pct(p);
+        let ours_hwm = cold.ours_hwm.max(warm.ours_hwm);
+        let hello_hwm = cold.hello_hwm.max(warm.hello_hwm);
+
+        let mut t = String::new();
+        let mut row = |cells: [&str; 5]| {
+            let _ = writeln!(t, "| {} |", cells.join(" | "));
+        };
+        row(["measure", "ours", "floor", "ours / floor", "target"]);
+        row(["---", "---:", "---:", "---:", "---"]);
+        for (p, name, target) in [(0.50, "p50", true), (0.95, "p95", false)] {
+            row([
+                &format!("init {name}: process start to first `/next` ({n_cold} cold starts)"),
+                &ms(cold.ours_init.pct(p)),
+                &format!("{} hello world", ms(cold.hello_init.pct(p))),
+                &times(cold.ours_init.pct(p), cold.hello_init.pct(p)),
+                &if target {
+                    within(cold.ours_init.pct(p), cold.hello_init.pct(p))
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        for (p, name, target) in [(0.50, "p50", true), (0.95, "p95", false)] {
+            row([
+                &format!(
+                    "first request {name}: connect + store in a fresh process ({n_cold} processes)"
+                ),
+                &ms(cold.ours_first.pct(p)),
+                &format!("{} bare connect + INSERT", ms(cold.bare_first.pct(p))),
+                &times(cold.ours_first.pct(p), cold.bare_first.pct(p)),
+                &if target {
+                    within(cold.ours_first.pct(p), cold.bare_first.pct(p))
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        for (p, name, target) in [
+            (0.50, "p50", true),
+            (0.95, "p95", false),
+            (0.99, "p99", false),
+        ] {
+            row([
+                &format!("warm {name} ({} requests)", warm.requests),
+                &ms(warm.ours.pct(p)),
+                &format!(
+                    "{} = hello {} + INSERT {bare_name} {}",
+                    ms(floor(p)),
+                    ms(warm.hello.pct(p)),
+                    ms(bare.pct(p))
+                ),
+                &times(warm.ours.pct(p), floor(p)),
+                &if target {
+                    within(warm.ours.pct(p), floor(p))
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        row([
+            "peak RSS (VmHWM)",
+            &mb(ours_hwm),
+            &format!("{} hello world", mb(hello_hwm)),
+            &format!("{:.2}x", ratio(ours_hwm as f64, hello_hwm as f64)),
+            &format!("< 16 MB: {}", met(ours_hwm < TARGET_RSS_BYTES)),
+        ]);
+        row([
+            &format!("release binary ({}, as built here)", std::env::consts::ARCH),
+            &bytes(self.sizes.0),
+            &format!("{} hello world", bytes(self.sizes.1)),
+            &format!("{:.2}x", ratio(self.sizes.0 as f64, self.sizes.1 as f64)),
+            "",
+        ]);
+        let zip = |size: &Result<u64, String>| match size {
+            Ok(n) => format!("{} ({})", bytes(*n), mb(*n)),
+            Err(e) => format!("failed: {e}"),
+        };
+        match &self.zips {
+            Zips::Skipped(why) => {
+                row(["zip arm64", why, "", "", "< 1.4 MB: not measured"]);
+                row(["zip x86_64", why, "", "", ""]);
+            }
+            Zips::Built { arm64, x86_64 } => {
+                let arm64_target = match arm64 {
+                    Ok(n) => format!("< 1.4 MB: {}", met(*n < TARGET_ARM64_ZIP_BYTES)),
+                    Err(_) => "< 1.4 MB: not measured".into(),
+                };
+                row(["zip arm64", &zip(arm64), "", "", &arm64_target]);
+                row(["zip x86_64", &zip(x86_64), "", "", ""]);
+            }
+        }
+
+        let mut c = String::new();
+        let mut line = |name: &str, s: &Samples| {
+            let _ = writeln!(
+                c,
+                "| {name} | {} | {} | {} | {} |",
+                ms(s.p50()),
+                ms(s.pct(0.95)),
+                ms(s.pct(0.99)),
+                s.0.len()
+            );
+        };
+        line(
+            "ours, warm, through the Runtime API (for comparison)",
+            &warm.ours,
+        );
+        line("hello world, warm, through the Runtime API", &warm.hello);
+        line(
+            "bare `INSERT ... RETURNING`, `query_typed` (unnamed statement, one round trip)",
+            &warm.typed,
+        );
+        line(
+            "bare `INSERT ... RETURNING`, prepared once and reused (what `pgbench -M prepared` measures)",
+            &warm.prepared,
+        );
+        line(
+            "bare connect (TCP, SCRAM-SHA-256, no TLS)",
+            &cold.bare_connect,
+        );
+        line(
+            "bare connect + first `INSERT ... RETURNING` (`query_typed`)",
+            &cold.bare_first,
+        );
+        line(
+            "hello world, first invocation in a fresh process",
+            &cold.hello_first,
+        );
+        line("ours, init", &cold.ours_init);
+        line("hello world, init", &cold.hello_init);
+
+        let d6 = warm.typed.p50().as_secs_f64() - warm.prepared.p50().as_secs_f64();
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "# Benchmarks\n\n\
+             Written by `{command}` (issue 7): a report, not a test. Every number below comes from one run on one\n\
+             throwaway PostgreSQL {pg} cluster on loopback (TCP, SCRAM-SHA-256, no TLS), through the same Lambda\n\
+             Runtime API test server (`devtools/src/runtime_api.rs`) for our `bootstrap` and for the floor's hello\n\
+             world (`devtools/hello`), both release builds with the workspace's profile. Latencies through the Runtime\n\
+             API are the caller's round trip: event queued, handed out on `/next`, reply posted back. Cold starts\n\
+             alternate between the two binaries and warm requests run in {BLOCKS} interleaved blocks, so load from\n\
+             elsewhere on the machine falls on both sides alike; the ratios are steadier than the absolute numbers.\n\n\
+             {t}\n\
+             Floors: init, the hello world's; first request, a bare connect + first `INSERT ... RETURNING` with the\n\
+             same `postgres` crate and connection kind, in the benchmark's own process (so it has no Runtime API\n\
+             round trip, which ours has); warm, the hello world's round trip through the same server plus the bare\n\
+             parameterised `INSERT ... RETURNING` on a kept connection, whichever of the two ways below was cheaper\n\
+             (the sum of the two pX, an approximation of the floor's own pX). The function's statement also looks for a repeat\n\
+             (D5), so some distance from the bare insert is its price. Peak RSS is the highest VmHWM of any of our\n\
+             processes in the run (read from `/proc/<pid>/status` while it was alive). MB = 1,000,000 bytes.\n\n\
+             ## The floor's parts, and D6's two ways to send the insert\n\n\
+             | measured alone | p50 | p95 | p99 | n |\n\
+             |---|---:|---:|---:|---:|\n\
+             {c}\n\
+             D6, measured: the statement prepared once and reused costs {prepared} per insert at p50, the unnamed\n\
+             statement of `query_typed` {typed}: {d6:+.3} ms for parsing and planning it on every request. Which\n\
+             one the function sends, and why: the README, \"The database\".\n\n\
+             ## Machine\n\n\
+             - {nproc} CPUs (`nproc`), {cpu}\n\
+             - {kernel}; {rustc}; PostgreSQL {pg}\n\
+             - load average before / after the run: {lb} / {la} (other builds may share the machine)\n\
+             - date: {date}\n\
+             - command: `{command}`\n",
+            command = self.command,
+            pg = self.machine.server_version,
+            prepared = ms(warm.prepared.p50()),
+            typed = ms(warm.typed.p50()),
+            d6 = d6 * 1000.0,
+            nproc = std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu = cpu_model(),
+            kernel = command_output("uname", &["-srm"]),
+            rustc = command_output("rustc", &["--version"]),
+            lb = self.machine.load_before,
+            la = self.machine.load_after,
+            date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        );
+        out
+    }
+}
