@@ -113,8 +113,18 @@ fn run(options: &Options) -> Result<(), String> {
     };
 
     eprintln!("starting a PostgreSQL 17 cluster ...");
-    let cluster = Cluster::start()?;
+    // pg_stat_statements tells the server's share of each statement; it costs every statement alike.
+    let cluster = Cluster::start_with(postgres::Options {
+        config: vec![
+            "shared_preload_libraries = 'pg_stat_statements'".into(),
+            "pg_stat_statements.track_planning = on".into(),
+        ],
+        ..Default::default()
+    })?;
     let db = cluster.create_database()?;
+    db.connect()?
+        .batch_execute("create extension if not exists pg_stat_statements")
+        .map_err(|e| format!("pg_stat_statements: {e}"))?;
     let server_version = db
         .connect()?
         .query_one("show server_version", &[])
@@ -369,6 +379,41 @@ struct Warm {
     ours_hwm: u64,
     hello_hwm: u64,
     requests: usize,
+    server: ServerTimes,
+}
+
+/// Mean server-side time per call (execution, planning) from pg_stat_statements, over the timed warm blocks.
+struct ServerTimes {
+    /// Every statement on the table other than the bare insert that ran about once per request: the function's.
+    ours: Vec<(String, i64, f64, f64)>,
+    /// The bare insert, both ways together (the same statement text, so one entry).
+    bare: Option<(i64, f64, f64)>,
+}
+
+fn server_times(admin: &mut ::postgres::Client, requests: usize) -> Result<ServerTimes, String> {
+    let rows = admin
+        .query(
+            "select query, calls, mean_exec_time, mean_plan_time from pg_stat_statements \
+              where dbid = (select oid from pg_database where datname = current_database()) \
+                and query ilike '%oauth_authorization_codes%' and calls >= $1 \
+              order by calls desc",
+            &[&(requests as i64 / 2)],
+        )
+        .map_err(|e| format!("pg_stat_statements: {e}"))?;
+    let mut times = ServerTimes {
+        ours: Vec::new(),
+        bare: None,
+    };
+    for row in rows {
+        let (query, calls, exec, plan): (String, i64, f64, f64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if query.trim() == BARE_INSERT {
+            times.bare = Some((calls, exec, plan));
+        } else {
+            times.ours.push((query, calls, exec, plan));
+        }
+    }
+    Ok(times)
 }
 
 fn warm_requests(
@@ -435,6 +480,10 @@ fn warm_requests(
             one(kind, pairs, false)?;
         }
     }
+    let mut admin = db.connect()?;
+    admin
+        .batch_execute("select pg_stat_statements_reset()")
+        .map_err(|e| e.to_string())?;
     let mut samples: [Vec<Duration>; 4] = Default::default();
     let per_block = requests.div_ceil(BLOCKS);
     for block in 0..BLOCKS {
@@ -447,6 +496,7 @@ fn warm_requests(
     }
     let ours_hwm = vm_hwm(ours.pid())?;
     let hello_hwm = vm_hwm(hello_fn.pid())?;
+    let server = server_times(&mut admin, per_block * BLOCKS)?;
     // The reader of the function's stdout may lag behind its last replies.
     std::thread::sleep(Duration::from_millis(200));
     let (mut handler, mut database) = (Vec::new(), Vec::new());
@@ -480,6 +530,7 @@ fn warm_requests(
         ours_hwm,
         hello_hwm,
         requests: per_block * BLOCKS,
+        server,
     })
 }
 
@@ -743,6 +794,31 @@ impl Report {
         line("ours, init", &cold.ours_init);
         line("hello world, init", &cold.hello_init);
 
+        let per_call = |calls: i64, exec: f64, plan: f64| {
+            format!("{exec:.3} ms executing + {plan:.3} ms planning, mean of {calls} calls")
+        };
+        let mut server = String::new();
+        for (query, calls, exec, plan) in &warm.server.ours {
+            let first_line = query.lines().next().unwrap_or_default().trim();
+            let _ = writeln!(
+                server,
+                "- the function's statement (`{first_line} ...`): {}",
+                per_call(*calls, *exec, *plan)
+            );
+        }
+        if warm.server.ours.is_empty() {
+            server.push_str("- the function's statement: not found in pg_stat_statements\n");
+        }
+        match warm.server.bare {
+            Some((calls, exec, plan)) => {
+                let _ = writeln!(
+                    server,
+                    "- the bare `INSERT ... RETURNING` (both ways): {}",
+                    per_call(calls, exec, plan)
+                );
+            }
+            None => server.push_str("- the bare insert: not found in pg_stat_statements\n"),
+        }
         let d6 = warm.typed.p50().as_secs_f64() - warm.prepared.p50().as_secs_f64();
         let first_with_api = cold.bare_first.p50() + cold.hello_first.p50();
         let short = if n_cold < 15 || warm.requests < 3000 {
@@ -754,28 +830,36 @@ impl Report {
         let _ = write!(
             out,
             "# Benchmarks\n\n\
-             Written by the benchmark of issue 7 (a report, not a test; the command is at the end). Every number\n\
-             below comes from one run on one throwaway PostgreSQL {pg} cluster on loopback (TCP, SCRAM-SHA-256, no TLS), through the same Lambda\n\
-             Runtime API test server (`devtools/src/runtime_api.rs`) for our `bootstrap` and for the floor's hello\n\
-             world (`devtools/hello`), both release builds with the workspace's profile. Latencies through the Runtime\n\
-             API are the caller's round trip: event queued, handed out on `/next`, reply posted back. Cold starts\n\
-             alternate between the two binaries and warm requests run in {BLOCKS} interleaved blocks, so load from\n\
-             elsewhere on the machine falls on both sides alike; the ratios are steadier than the absolute numbers.\n\n\
+             The benchmark of issue 7: a report, not a test. The command is at the end; every number comes from one\n\
+             run on one throwaway PostgreSQL {pg} cluster on loopback (TCP, SCRAM-SHA-256, no TLS), with our release\n\
+             `bootstrap` and the floor's hello world (`devtools/hello`, the same `lambda_runtime` and tokio setup, the\n\
+             same release profile) behind the same Lambda Runtime API test server (`devtools/src/runtime_api.rs`).\n\
+             Cold starts alternate between the two binaries and warm requests run in {BLOCKS} interleaved blocks, so\n\
+             load from elsewhere on the machine falls on every side alike: the ratios are steadier than the absolute\n\
+             numbers.\n\n\
              {t}{short}\n\
-             Floors: init, the hello world's; first request, a bare connect + first `INSERT ... RETURNING` with the\n\
-             same `postgres` crate and connection kind, in the benchmark's own process (so it has no Runtime API\n\
-             round trip, which ours has: with the hello world's first invocation, {hello_first}, added it is\n\
-             {first_with_api} and the ratio {first_ratio}); warm, the hello world's round trip through the same server plus the bare\n\
-             parameterised `INSERT ... RETURNING` on a kept connection, whichever of the two ways below was cheaper\n\
-             (the sum of the two pX, an approximation of the floor's own pX). The function's statement also looks for a repeat\n\
-             (D5), so some distance from the bare insert is its price. Peak RSS is the highest VmHWM of any of our\n\
-             processes in the run (read from `/proc/<pid>/status` while it was alive). MB = 1,000,000 bytes.\n\n\
-             ## The floor's parts, and D6's two ways to send the insert\n\n\
+             - **init**: from spawning the process to its first `GET /next` at the server.\n\
+             - **first request**: a fresh process's first invocation, from queuing the event to receiving the reply;\n  \
+               ours connects (SCRAM) and stores. Floor: a bare connect + first `INSERT ... RETURNING`\n  \
+               (`query_typed`) with the same `postgres` crate and connection kind, in the benchmark's own process,\n  \
+               so without the Runtime API round trip ours pays; with the hello world's first invocation\n  \
+               ({hello_first}) added, the floor is {first_with_api} and the ratio {first_ratio}.\n\
+             - **warm**: the caller's round trip through the Runtime API server (event queued, handed out on\n  \
+               `/next`, reply posted back), every request a new pair. Floor: the hello world's round trip through\n  \
+               the same server plus the bare parameterised `INSERT ... RETURNING` on a kept connection, whichever of\n  \
+               D6's two ways was cheaper; the pX of the floor is the sum of the two pX. The function's statement\n  \
+               also finds repeats and conflicts (D5) in the same round trip, so part of the distance is its price.\n\
+             - **peak RSS**: the highest VmHWM of any of our processes in the run, read from `/proc/<pid>/status`\n  \
+               while it was alive (the warm one served {warm_total} requests). MB = 1,000,000 bytes.\n\
+             - **zips**: `./build.sh --arch arm64|x86_64` (target/lambda/<arch>/deploy.zip), when the script exists.\n\n\
+             ## The parts\n\n\
              | measured alone | p50 | p95 | p99 | n |\n\
              |---|---:|---:|---:|---:|\n\
              {c}\n\
-             D6, measured: the statement prepared once and reused costs {prepared} per insert at p50, the unnamed\n\
-             statement of `query_typed` {typed}: {d6:+.3} ms for parsing and planning it on every request. Which\n\
+             Server side, from `pg_stat_statements` over the timed warm blocks:\n\n\
+             {server}\n\
+             D6, measured: the bare insert prepared once and reused costs {prepared} at p50 through the client, the\n\
+             unnamed statement of `query_typed` {typed} ({d6:+.3} ms: parsing and planning on every request). Which\n\
              one the function sends, and why: the README, \"The database\".\n\n\
              ## Machine\n\n\
              - {nproc} CPUs (`nproc`), {cpu}\n\
@@ -788,6 +872,7 @@ impl Report {
             prepared = ms(warm.prepared.p50()),
             typed = ms(warm.typed.p50()),
             d6 = d6 * 1000.0,
+            warm_total = WARM_UP + warm.requests,
             hello_first = ms(cold.hello_first.p50()),
             first_with_api = ms(first_with_api),
             first_ratio = times(cold.ours_first.p50(), first_with_api),
