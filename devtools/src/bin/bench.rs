@@ -864,7 +864,8 @@ impl Report {
              ## Machine\n\n\
              - {nproc} CPUs (`nproc`), {cpu}\n\
              - {kernel}; {rustc}; PostgreSQL {pg}\n\
-             - load average before / after the run: {lb} / {la} (other builds may share the machine)\n\
+             - load average before / after the run: {lb} / {la} (other builds may share the machine); the\n  \
+               benchmark ran at niceness {nice}\n\
              - date: {date}\n\
              - command: `{command}`\n",
             command = self.command,
@@ -880,6 +881,8 @@ impl Report {
             cpu = cpu_model(),
             kernel = command_output("uname", &["-srm"]),
             rustc = command_output("rustc", &["--version"]),
+            // SAFETY: getpriority only reads the calling process's scheduling priority.
+            nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) },
             lb = self.machine.load_before,
             la = self.machine.load_after,
             date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
