@@ -835,8 +835,10 @@ impl Report {
              `bootstrap` and the floor's hello world (`devtools/hello`, the same `lambda_runtime` and tokio setup, the\n\
              same release profile) behind the same Lambda Runtime API test server (`devtools/src/runtime_api.rs`).\n\
              Cold starts alternate between the two binaries and warm requests run in {BLOCKS} interleaved blocks, so\n\
-             load from elsewhere on the machine falls on every side alike: the ratios are steadier than the absolute\n\
-             numbers.\n\n\
+             load from elsewhere on the machine falls on every side alike: the p50 ratios are steadier than the absolute\n\
+             numbers. The tails (p95, p99) on a busy machine mostly measure waits for a CPU, and ours hands each\n\
+             request between more threads than the hello world does (the blocking pool, D6): compare tails across\n\
+             runs before reading much into one.\n\n\
              {t}{short}\n\
              - **init**: from spawning the process to its first `GET /next` at the server.\n\
              - **first request**: a fresh process's first invocation, from queuing the event to receiving the reply;\n  \
