@@ -5,7 +5,7 @@
 //!     cargo run --release -p devtools --bin bench                          # print the table
 //!     cargo run --release -p devtools --bin bench -- --write BENCHMARKS.md # and keep it
 //!
-//! Options: `--cold N` cold starts of each binary (default 50), `--warm N` timed warm requests of each kind
+//! Options: `--cold N` cold starts of each binary (default 100), `--warm N` timed warm requests of each kind
 //! (default 3000), `--write PATH`, `--no-zip` (skip `./build.sh` even when it exists).
 //!
 //! What it compares:
@@ -38,6 +38,9 @@ const BARE_INSERT: &str =
 const TIMEOUT: Duration = Duration::from_secs(20);
 /// Warm requests of each kind before timing starts: connections open, caches and the planner warm.
 const WARM_UP: usize = 200;
+/// A pause before each cold measurement, so the previous one's teardown (a killed process, its server backend
+/// exiting) is not charged to the next.
+const SETTLE: Duration = Duration::from_millis(20);
 /// Warm requests are timed in this many interleaved blocks.
 const BLOCKS: usize = 10;
 /// The targets.
@@ -66,7 +69,7 @@ fn main() -> ExitCode {
 fn options() -> Result<Options, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut options = Options {
-        cold: 50,
+        cold: 100,
         warm: 3000,
         write: None,
         zips: true,
@@ -286,6 +289,7 @@ fn cold_start(
     must_save: bool,
 ) -> Result<(Duration, Duration, u64), String> {
     let api = RuntimeApi::start()?;
+    std::thread::sleep(SETTLE);
     let function = Function::start(binary, &api, env)?;
     let first_next = api
         .wait_first_next(TIMEOUT)
@@ -337,11 +341,13 @@ fn cold_starts(
             }
         }
         // The floor of a first request: a bare connect, then connect + the first insert.
+        std::thread::sleep(SETTLE);
         let started = Instant::now();
         let client = db.connect()?;
         measured[4] = started.elapsed();
         drop(client);
         let (code, state) = pairs.pair();
+        std::thread::sleep(SETTLE);
         let started = Instant::now();
         let mut client = db.connect()?;
         client
