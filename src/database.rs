@@ -333,7 +333,9 @@ fn store_once(
     // A row that blocked the insert can be gone before the look-up (a purge): then the insert is tried again.
     for _ in 0..2 {
         if let Some(row) = client.query_typed(INSERT_CODE, &pair)?.first() {
-            return Ok(Some(Stored::New { id: row.try_get(0)? }));
+            return Ok(Some(Stored::New {
+                id: row.try_get(0)?,
+            }));
         }
         let mut taken = None;
         for row in client.query_typed(FIND_CODE, &pair)? {
