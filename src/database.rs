@@ -133,8 +133,9 @@ impl Database {
         };
         let database = Arc::clone(self);
         let (code, state) = (code.to_owned(), state.to_owned());
+        let blocking_deadline = deadline.checked_sub(CANCEL_GRACE).unwrap_or(deadline);
         let task = tokio::task::spawn_blocking(move || {
-            database.store_blocking(&mut connection, &code, &state, deadline - CANCEL_GRACE)
+            database.store_blocking(&mut connection, &code, &state, blocking_deadline)
         });
         match tokio::time::timeout_at(until, task).await {
             Ok(Ok(result)) => result,
