@@ -51,7 +51,7 @@ case "$arch" in
     target_env=AARCH64_UNKNOWN_LINUX_GNU
     cc=aarch64-linux-gnu-gcc
     objdump=aarch64-linux-gnu-objdump
-    elf_machine=aarch64
+    elf_format=elf64-littleaarch64
     ;;
   x86_64 | amd64)
     arch=x86_64
@@ -59,7 +59,7 @@ case "$arch" in
     target_env=""
     cc=""
     objdump=objdump
-    elf_machine=x86-64
+    elf_format=elf64-x86-64
     ;;
   *) die "unknown --arch '$arch': use arm64 or x86_64" ;;
 esac
@@ -121,7 +121,7 @@ binary="$target_dir/$target/release/bootstrap"
 
 # --- The binary must start on Amazon Linux 2023. --------------------------------------------------------------
 headers="$("$objdump" -f "$binary")"
-grep -q "architecture: $elf_machine" <<<"$headers" || die "$binary is not an $elf_machine binary:
+grep -q "file format $elf_format\$" <<<"$headers" || die "$binary is not an $arch binary ($elf_format):
 $headers"
 newest="$("$objdump" -T "$binary" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/^GLIBC_//' | sort -uV | tail -n1)"
 if [ -n "$newest" ] && [ "$(printf '%s\n%s\n' "$newest" "$max_glibc" | sort -V | tail -n1)" != "$max_glibc" ]; then
