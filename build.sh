@@ -2,17 +2,20 @@
 # Builds the release `bootstrap` for AWS Lambda (custom runtime provided.al2023) and writes the zip that
 # `aws lambda update-function-code --zip-file fileb://...` takes: `bootstrap` at the zip's root, executable.
 #
-#   ./build.sh [--arch arm64|x86_64] [--function NAME] [--include FILE]...
+#   ./build.sh [--arch arm64|x86_64] [--function NAME] [--include FILE]... [--output ZIP]
 #
 #   --arch       arm64 (default, Graviton) or x86_64
-#   --function   the Lambda function to update (or FUNCTION_NAME); with the AWS CLI present the script runs
-#                update-function-code, otherwise it only prints the command
+#   --function   the Lambda function to update (or FUNCTION_NAME): the script runs update-function-code with
+#                the AWS CLI (which must then be on PATH); without a name it only prints the command
 #   --include    another file for the zip's root (repeatable), e.g. the RDS CA bundle global-bundle.pem
+#   --output     where to write the zip; default target/lambda/<arch>/deploy.zip (under CARGO_TARGET_DIR)
 #
-# Output: target/lambda/<arch>/deploy.zip (under CARGO_TARGET_DIR when set). Normal native builds are not
-# affected: the cross linker is set through the environment of this script only, not a .cargo/config.
+# Targets: aarch64-unknown-linux-gnu / x86_64-unknown-linux-gnu, checked to need no glibc newer than 2.34
+# (Amazon Linux 2023). Normal native builds are not affected: the cross linker and C compiler are set in this
+# script's environment only, not in a .cargo/config.
 set -euo pipefail
 
+caller="$PWD"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 
@@ -21,21 +24,29 @@ die() {
   exit 1
 }
 
+# Paths given on the command line are relative to where the script was started from.
+absolute() {
+  case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$caller" "$1" ;; esac
+}
+
 usage() {
-  sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 arch=arm64
 function_name="${FUNCTION_NAME:-}"
 includes=()
+output=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) [ $# -ge 2 ] || die "--arch needs a value: arm64 or x86_64"; arch="$2"; shift 2 ;;
     --arch=*) arch="${1#*=}"; shift ;;
     --function | --function-name) [ $# -ge 2 ] || die "$1 needs a function name"; function_name="$2"; shift 2 ;;
     --function=* | --function-name=*) function_name="${1#*=}"; shift ;;
-    --include) [ $# -ge 2 ] || die "--include needs a file"; includes+=("$2"); shift 2 ;;
-    --include=*) includes+=("${1#*=}"); shift ;;
+    --include) [ $# -ge 2 ] || die "--include needs a file"; includes+=("$(absolute "$2")"); shift 2 ;;
+    --include=*) includes+=("$(absolute "${1#*=}")"); shift ;;
+    --output) [ $# -ge 2 ] || die "--output needs a file name"; output="$(absolute "$2")"; shift 2 ;;
+    --output=*) output="$(absolute "${1#*=}")"; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -127,13 +138,14 @@ newest="$("$objdump" -T "$binary" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/^GLIBC
 if [ -n "$newest" ] && [ "$(printf '%s\n%s\n' "$newest" "$max_glibc" | sort -V | tail -n1)" != "$max_glibc" ]; then
   "$objdump" -T "$binary" | grep -E "GLIBC_($(sed 's/\./\\./g' <<<"$newest"))" >&2 || true
   die "$binary needs GLIBC_$newest, newer than Amazon Linux 2023's $max_glibc: it would not start on
-provided.al2023 (\"version 'GLIBC_$newest' not found\"). The symbols above need it."
+provided.al2023 (\"version 'GLIBC_$newest' not found\"). The symbols above need it. Build on a distribution
+with an older glibc, or switch this script to the static aarch64-unknown-linux-musl target (README, Deploy)."
 fi
 
 # --- The zip. --------------------------------------------------------------------------------------------------
-out_dir="$target_dir/lambda/$arch"
-zip_path="$out_dir/deploy.zip"
-mkdir -p "$out_dir"
+zip_path="${output:-$target_dir/lambda/$arch/deploy.zip}"
+mkdir -p "$(dirname "$zip_path")"
+zip_path="$(cd "$(dirname "$zip_path")" && pwd)/$(basename "$zip_path")"
 rm -f "$zip_path.tmp"
 if [ "$zipper" = python3 ]; then
   # Fixed timestamps and modes: the same binary gives the same zip (and the same CodeSha256 on Lambda).
@@ -167,11 +179,11 @@ mv -f "$zip_path.tmp" "$zip_path"
 command=(aws lambda update-function-code --function-name "${function_name:-<FUNCTION_NAME>}"
   --zip-file "fileb://$zip_path")
 echo
-echo "zip:       $zip_path"
-echo "bootstrap: $(stat -c %s "$binary") bytes ($target, needs glibc ${newest:-none} <= $max_glibc)"
-echo "deploy.zip: $(stat -c %s "$zip_path") bytes$( [ ${#includes[@]} -eq 0 ] || printf ' (with %s)' "${includes[*]##*/}")"
-echo "update:    ${command[*]}"
-echo "           (the function: runtime provided.al2023, architecture $arch; the handler name is not used)"
+echo "zip:        $zip_path"
+echo "zip size:   $(stat -c %s "$zip_path") bytes$( [ ${#includes[@]} -eq 0 ] || printf ', with %s' "${includes[*]##*/}")"
+echo "bootstrap:  $(stat -c %s "$binary") bytes, $target, newest glibc symbol ${newest:-none} (at most $max_glibc)"
+echo "update:     ${command[*]}"
+echo "            (function settings: runtime provided.al2023, architecture $arch; the handler name is not used)"
 
 if [ -n "$function_name" ]; then
   echo
