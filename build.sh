@@ -176,8 +176,9 @@ else
 fi
 mv -f "$zip_path.tmp" "$zip_path"
 
+# --architectures too: an arm64 zip on a function left at x86_64 would fail every start with an exec format error.
 command=(aws lambda update-function-code --function-name "${function_name:-<FUNCTION_NAME>}"
-  --zip-file "fileb://$zip_path")
+  --zip-file "fileb://$zip_path" --architectures "$arch")
 echo
 echo "zip:        $zip_path"
 echo "zip size:   $(stat -c %s "$zip_path") bytes$( [ ${#includes[@]} -eq 0 ] || printf ', with %s' "${includes[*]##*/}")"
