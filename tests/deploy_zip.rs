@@ -143,7 +143,11 @@ fn build(arch: &Arch, extra: &[&str]) -> PathBuf {
         "build.sh --arch {} {extra:?} failed ({}):\n{stderr}\n{stdout}\n{}",
         arch.name,
         output.status,
-        if arch.name == "arm64" { ARM64_TOOLS } else { "" }
+        if arch.name == "arm64" {
+            ARM64_TOOLS
+        } else {
+            ""
+        }
     );
     let zip = stdout
         .lines()
@@ -157,7 +161,9 @@ fn build(arch: &Arch, extra: &[&str]) -> PathBuf {
         arch.name
     );
     assert!(
-        stdout.lines().any(|l| l.trim_start_matches("update:").trim() == update),
+        stdout
+            .lines()
+            .any(|l| l.trim_start_matches("update:").trim() == update),
         "the update command, ready to paste:\n{stdout}"
     );
     zip
@@ -224,10 +230,7 @@ with zipfile.ZipFile(sys.argv[1]) as archive:
     fn check(&self, arch: &Arch) {
         let names: Vec<&str> = self.entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["bootstrap"], "{}: bootstrap at the root", arch.name);
-        assert_eq!(
-            self.entries[0].mode, 0o100755,
-            "a regular file, rwxr-xr-x"
-        );
+        assert_eq!(self.entries[0].mode, 0o100755, "a regular file, rwxr-xr-x");
         let metadata = std::fs::metadata(self.bootstrap()).unwrap();
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o777,
@@ -244,7 +247,9 @@ with zipfile.ZipFile(sys.argv[1]) as archive:
             None => assert!(elf.needed.is_empty(), "static, so no libraries"),
             Some(interpreter) => {
                 assert_eq!(interpreter, arch.interpreter, "{}", arch.name);
-                let glibc = elf.newest_glibc().expect("a glibc build names its versions");
+                let glibc = elf
+                    .newest_glibc()
+                    .expect("a glibc build names its versions");
                 assert!(
                     glibc <= MAX_GLIBC,
                     "{}: bootstrap needs GLIBC_{}.{}, newer than Amazon Linux 2023's {}.{}: {:?}",
@@ -466,6 +471,10 @@ fn the_elf_reader_reads_this_test_binary() {
     };
     assert_eq!(elf.machine, expected);
     assert!(elf.interpreter.is_some());
-    assert!(elf.needed.iter().any(|l| l == "libc.so.6"), "{:?}", elf.needed);
+    assert!(
+        elf.needed.iter().any(|l| l == "libc.so.6"),
+        "{:?}",
+        elf.needed
+    );
     assert!(elf.newest_glibc() >= Some((2, 2)), "{:?}", elf.versions);
 }

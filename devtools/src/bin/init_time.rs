@@ -49,7 +49,10 @@ fn run() -> Result<(), String> {
     }
     let runner: Vec<&str> = runner.split_whitespace().collect();
     let env = vec![
-        ("EXPECTED_STATE_SECRET".to_owned(), LOCAL_STATE_SECRET.to_owned()),
+        (
+            "EXPECTED_STATE_SECRET".to_owned(),
+            LOCAL_STATE_SECRET.to_owned(),
+        ),
         ("PGHOST".to_owned(), "127.0.0.1".to_owned()),
         ("PGUSER".to_owned(), "postgres".to_owned()),
     ];
