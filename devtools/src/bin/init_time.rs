@@ -9,7 +9,6 @@
 //! The binaries are started in turn (round robin), so a change in the machine's load hits them all alike. For each
 //! one it prints its size and the min, median and 90th percentile of the init time.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -41,7 +40,8 @@ fn run() -> Result<(), String> {
                     .ok_or("--runs needs a positive number")?;
             }
             "--runner" => runner = args.next().ok_or("--runner needs a command")?,
-            _ => binaries.push(PathBuf::from(arg)),
+            // Absolute, or `Command` would look a bare name up in PATH.
+            _ => binaries.push(std::fs::canonicalize(&arg).map_err(|e| format!("{arg}: {e}"))?),
         }
     }
     if binaries.is_empty() {
