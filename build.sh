@@ -57,23 +57,21 @@ max_glibc=2.34
 
 case "$arch" in
   arm64 | aarch64)
-    arch=arm64
-    target=aarch64-unknown-linux-gnu
-    target_env=AARCH64_UNKNOWN_LINUX_GNU
-    cc=aarch64-linux-gnu-gcc
-    objdump=aarch64-linux-gnu-objdump
-    elf_format=elf64-littleaarch64
-    ;;
+    arch=arm64 gnu_arch=aarch64 debian_arch=arm64 elf_format=elf64-littleaarch64 ;;
   x86_64 | amd64)
-    arch=x86_64
-    target=x86_64-unknown-linux-gnu
-    target_env=""
-    cc=""
-    objdump=objdump
-    elf_format=elf64-x86-64
-    ;;
+    arch=x86_64 gnu_arch=x86_64 debian_arch=amd64 elf_format=elf64-x86-64 ;;
   *) die "unknown --arch '$arch': use arm64 or x86_64" ;;
 esac
+target="$gnu_arch-unknown-linux-gnu"
+if [ "$(uname -m)" = "$gnu_arch" ]; then
+  # A native build: the system's C compiler and binutils.
+  cc="" objdump=objdump
+  cross_packages=""
+else
+  # A cross build with Debian's (or Ubuntu's) cross toolchain, e.g. arm64 on an x86_64 machine.
+  cc="$gnu_arch-linux-gnu-gcc" objdump="$gnu_arch-linux-gnu-objdump"
+  cross_packages="gcc-${gnu_arch//_/-}-linux-gnu libc6-dev-$debian_arch-cross"
+fi
 
 # --- Everything this build needs, checked before the (long) compile. ------------------------------------------
 command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
@@ -82,18 +80,15 @@ if ! compgen -G "$sysroot/lib/rustlib/$target/lib/libstd-*.rlib" >/dev/null; the
   die "the Rust standard library for $target is not installed: rustup target add $target"
 fi
 if [ -n "$cc" ]; then
-  command -v "$cc" >/dev/null ||
-    die "the linker $cc is missing: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
-  [ -e /usr/aarch64-linux-gnu/lib/crt1.o ] || [ -e "$("$cc" -print-file-name=crt1.o)" ] ||
-    die "the arm64 C library for linking is missing: apt-get install libc6-dev-arm64-cross"
+  command -v "$cc" >/dev/null || die "the linker $cc is missing: apt-get install $cross_packages"
+  # gcc prints the bare name back when it cannot find the file.
+  [ "$("$cc" -print-file-name=crt1.o)" != crt1.o ] ||
+    die "the $arch C library to link with is missing: apt-get install libc6-dev-$debian_arch-cross"
+  command -v "$objdump" >/dev/null ||
+    die "$objdump (for the glibc check) is missing: apt-get install binutils-${gnu_arch//_/-}-linux-gnu"
+else
+  command -v "$objdump" >/dev/null || die "objdump (for the glibc check) is missing: apt-get install binutils"
 fi
-command -v "$objdump" >/dev/null || {
-  if [ "$arch" = arm64 ]; then
-    die "$objdump (for the glibc check) is missing: apt-get install binutils-aarch64-linux-gnu"
-  else
-    die "objdump (for the glibc check) is missing: apt-get install binutils"
-  fi
-}
 if command -v python3 >/dev/null; then
   zipper=python3
 elif command -v zip >/dev/null; then
@@ -102,7 +97,7 @@ else
   die "python3 or zip is needed to write the zip: apt-get install python3 (or zip)"
 fi
 for file in ${includes[@]+"${includes[@]}"}; do
-  [ -f "$file" ] && [ -r "$file" ] || die "--include $file: no such readable file"
+  if [ ! -f "$file" ] || [ ! -r "$file" ]; then die "--include $file: no such readable file"; fi
   case "$(basename "$file")" in
     bootstrap) die "--include $file: the name bootstrap is the function's own" ;;
   esac
@@ -117,11 +112,12 @@ FUNCTION_NAME to only build"
 fi
 
 # --- Build. ------------------------------------------------------------------------------------------------------
-if [ -n "$target_env" ]; then
+if [ -n "$cc" ]; then
   # ring (TLS) has C and assembly: the cross compiler builds it, and links the binary.
-  export "CARGO_TARGET_${target_env}_LINKER=$cc"
-  export "CC_${target//-/_}=$cc"
-  export "AR_${target//-/_}=${cc%-gcc}-ar"
+  target_env="${target//-/_}"
+  export "CARGO_TARGET_${target_env^^}_LINKER=$cc"
+  export "CC_$target_env=$cc"
+  export "AR_$target_env=${cc%-gcc}-ar"
 fi
 cargo build --release --locked --bin bootstrap --target "$target"
 
@@ -136,10 +132,10 @@ grep -q "file format $elf_format\$" <<<"$headers" || die "$binary is not an $arc
 $headers"
 newest="$("$objdump" -T "$binary" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/^GLIBC_//' | sort -uV | tail -n1)"
 if [ -n "$newest" ] && [ "$(printf '%s\n%s\n' "$newest" "$max_glibc" | sort -V | tail -n1)" != "$max_glibc" ]; then
-  "$objdump" -T "$binary" | grep -E "GLIBC_($(sed 's/\./\\./g' <<<"$newest"))" >&2 || true
+  "$objdump" -T "$binary" | grep -wF "GLIBC_$newest" >&2 || true
   die "$binary needs GLIBC_$newest, newer than Amazon Linux 2023's $max_glibc: it would not start on
 provided.al2023 (\"version 'GLIBC_$newest' not found\"). The symbols above need it. Build on a distribution
-with an older glibc, or switch this script to the static aarch64-unknown-linux-musl target (README, Deploy)."
+with an older glibc, or switch this script to the static $gnu_arch-unknown-linux-musl target (README, Deploy)."
 fi
 
 # --- The zip. --------------------------------------------------------------------------------------------------
