@@ -367,7 +367,26 @@ impl Function {
         api: &RuntimeApi,
         env: &[(String, String)],
     ) -> Result<Function, String> {
-        let mut command = Command::new(bootstrap);
+        Self::start_with_runner(&[], bootstrap, api, env)
+    }
+
+    /// Like [`Function::start`], through a runner: `runner[0] runner[1..] bootstrap`, for instance
+    /// `["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]` to run an arm64 build on an x86_64 machine.
+    /// An empty runner starts `bootstrap` itself.
+    pub fn start_with_runner(
+        runner: &[&str],
+        bootstrap: &Path,
+        api: &RuntimeApi,
+        env: &[(String, String)],
+    ) -> Result<Function, String> {
+        let mut command = match runner.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(bootstrap);
+                command
+            }
+            None => Command::new(bootstrap),
+        };
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -390,9 +409,10 @@ impl Function {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bootstrap.display()))?;
+        let mut child = command.spawn().map_err(|e| {
+            let program = runner.first().map_or(bootstrap, Path::new);
+            format!("cannot start {}: {e}", program.display())
+        })?;
         let lines = Arc::new(Mutex::new(Vec::new()));
         if let Some(stdout) = child.stdout.take() {
             let lines = Arc::clone(&lines);
