@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::{Arc, Barrier, mpsc};
 use std::time::{Duration, Instant};
 
+use devtools::LOCAL_STATE_SECRET;
 use devtools::postgres::{self, TestDatabase};
 use devtools::runtime_api::{Function, RuntimeApi};
-use devtools::{LOCAL_STATE_SECRET, fixture};
 use serde_json::Value;
 
 const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_bootstrap");
@@ -32,9 +32,7 @@ fn signed_ms(later: Instant, earlier: Instant) -> f64 {
 }
 
 fn event(code: &str, state: &str) -> Value {
-    let mut event = fixture("http-api", "success").unwrap();
-    event["rawQueryString"] = format!("code={code}&state={state}").into();
-    event
+    devtools::callback_event(code, state).unwrap()
 }
 
 /// A listener on its own connection, as the token service would hold: (row id, arrival) for every notification.
