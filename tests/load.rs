@@ -79,10 +79,7 @@ fn drive(
             )
         } else if roll == 10 && !originals.is_empty() {
             let earlier = originals[rng.below(originals.len() as u64) as usize];
-            let state = sign_state(
-                LOCAL_STATE_SECRET,
-                &format!("loadmall:i{instance}n{n}x:1767225600"),
-            );
+            let state = sign_state(LOCAL_STATE_SECRET, &format!("loadmall:i{instance}n{n}x"));
             (
                 Kind::Conflict,
                 answers[earlier].code.clone(),
@@ -90,10 +87,7 @@ fn drive(
                 Some(earlier),
             )
         } else {
-            let state = sign_state(
-                LOCAL_STATE_SECRET,
-                &format!("loadmall:i{instance}n{n}:1767225600"),
-            );
+            let state = sign_state(LOCAL_STATE_SECRET, &format!("loadmall:i{instance}n{n}"));
             (Kind::New, format!("code-{instance}-{n}"), state, None)
         };
         in_flight.fetch_add(1, Ordering::SeqCst);

@@ -237,7 +237,7 @@ impl Pairs {
     fn pair(&mut self) -> (String, String) {
         self.next += 1;
         let n = self.next;
-        let state = sign_state(LOCAL_STATE_SECRET, &format!("benchmall:n{n:08}:1767225600"));
+        let state = sign_state(LOCAL_STATE_SECRET, &format!("benchmall:n{n:08}"));
         (format!("bench-code-{n:08}"), state)
     }
 
