@@ -56,15 +56,17 @@ language sql volatile as $$
 $$;
 
 -- Purge: deletes rows older than `retention` (claimed or not; a code is worthless after a minute) and returns how
--- many. Run it on a schedule, e.g. daily. A retention under the code's lifetime is raised to it, so a purge can
--- never take a code that is still usable.
+-- many. Run it on a schedule, e.g. daily. A stored row is also what refuses a replay of its callback URL (the same
+-- code and state again is a repeat, not a new row), so it must outlive the state that came with it: the function
+-- accepts a state for an hour at most (STATE_MAX_AGE_SECONDS, 10 minutes by default). A retention under a day is
+-- therefore raised to a day.
 create or replace function cafe24.purge_oauth_authorization_codes(
     retention interval default interval '7 days'
 ) returns bigint
 language sql volatile as $$
     with purged as (
         delete from cafe24.oauth_authorization_codes
-         where created_at < now() - greatest(retention, interval '60 seconds')
+         where created_at < now() - greatest(retention, interval '1 day')
         returning 1
     )
     select count(*) from purged

@@ -68,7 +68,7 @@ fn a_new_code_notifies_its_id_once_and_nothing_else_notifies() {
     let mut pending: HashMap<i64, Instant> = HashMap::new();
     let mut arrived: HashMap<i64, Instant> = HashMap::new();
     for i in 0..1000 {
-        let state = mint(&format!("demomall:n{i}:1767225600"));
+        let state = mint(&format!("demomall:n{i}"));
         let invocation = api
             .invoke(&event(&format!("code-{i}"), &state), TIMEOUT)
             .unwrap();
@@ -93,8 +93,8 @@ fn a_new_code_notifies_its_id_once_and_nothing_else_notifies() {
     assert!(pending.keys().all(|id| arrived.contains_key(id)));
 
     // A repeat, a conflict, a forged state and a missing parameter notify nothing.
-    let state = mint("demomall:n0:1767225600");
-    let other = mint("demomall:other:1767225600");
+    let state = mint("demomall:n0");
+    let other = mint("demomall:other");
     for (e, expected) in [
         (event("code-0", &state), 200),
         (event("code-0", &other), 409),
@@ -278,7 +278,8 @@ fn purge_deletes_only_rows_past_the_retention() {
     for (code, age) in [
         ("old", "8 days"),
         ("week", "6 days"),
-        ("minute", "30 seconds"),
+        ("day", "25 hours"),
+        ("hour", "2 hours"),
         ("new", "0 seconds"),
     ] {
         let id = insert(&db, code, code);
@@ -289,21 +290,22 @@ fn purge_deletes_only_rows_past_the_retention() {
             )
             .unwrap();
     }
-    let purged: i64 = client
-        .query_one("select cafe24.purge_oauth_authorization_codes()", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(purged, 1);
-    let purged: i64 = client
-        .query_one(
-            "select cafe24.purge_oauth_authorization_codes(interval '0 seconds')",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let purge = |client: &mut ::postgres::Client, retention: &str| -> i64 {
+        client
+            .query_one(
+                &format!("select cafe24.purge_oauth_authorization_codes({retention})"),
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(purge(&mut client, ""), 1, "seven days by default");
+    // A state may be used for an hour at most (STATE_MAX_AGE_SECONDS is capped there): a row younger than a day
+    // is what refuses a replay of its callback URL, so no retention deletes it.
     assert_eq!(
-        purged, 1,
-        "a retention under a minute is raised to it: the 30-second-old code stays"
+        purge(&mut client, "interval '0 seconds'"),
+        2,
+        "raised to a day: only the 6-day and 25-hour rows go"
     );
     let left: Vec<String> = db
         .rows()
@@ -311,7 +313,7 @@ fn purge_deletes_only_rows_past_the_retention() {
         .into_iter()
         .map(|(_, code, _)| code)
         .collect();
-    assert_eq!(left, ["minute", "new"]);
+    assert_eq!(left, ["hour", "new"]);
 }
 
 #[test]
