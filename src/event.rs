@@ -1,4 +1,4 @@
-//! The HTTP request inside a Lambda event, whichever front door it came through (D3): API Gateway REST
+//! The HTTP request inside a Lambda event, whichever front door it came through: API Gateway REST
 //! (payload 1.0), HTTP API (payload 2.0) or a function URL (2.0 shape). The shape is detected, not configured.
 
 use serde_json::{Map, Value};
@@ -16,6 +16,11 @@ pub enum Shape {
 }
 
 impl Shape {
+    /// Whether the answer is read as a payload format 2.0 response.
+    pub fn is_payload_v2(self) -> bool {
+        matches!(self, Shape::HttpApi | Shape::FunctionUrl)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Shape::RestApi => "rest_api",

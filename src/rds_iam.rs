@@ -1,4 +1,4 @@
-//! RDS IAM authentication (D9, `PGAUTH=iam`): the password is a SigV4-presigned `rds-db:connect` URL that the
+//! RDS IAM authentication (`PGAUTH=iam`): the password is a SigV4-presigned `rds-db:connect` URL that the
 //! function signs itself from its execution role's credentials in the environment. No network call, no SDK: the
 //! HMAC-SHA256 and SHA-256 it takes are the ones postgres-protocol already brings for SCRAM.
 //!
@@ -9,34 +9,32 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::config::{ConfigError, Lookup};
+use crate::secret::Secret;
+
 /// RDS accepts a token for 15 minutes; it is only checked when a connection is opened.
 const EXPIRES_SECONDS: u32 = 900;
 const SERVICE: &str = "rds-db";
 
 /// The execution role's temporary credentials, as Lambda puts them in the environment.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AwsCredentials {
     pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for AwsCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
+    pub secret_access_key: Secret<String>,
+    pub session_token: Option<Secret<String>>,
 }
 
 impl AwsCredentials {
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_lookup(var: &impl Lookup) -> Result<Self, ConfigError> {
+        let needed = |name: &'static str| {
+            var(name).ok_or_else(|| {
+                ConfigError::new(name, "is needed by PGAUTH=iam (the role's credentials)")
+            })
+        };
         Ok(AwsCredentials {
-            access_key_id: var("AWS_ACCESS_KEY_ID")
-                .ok_or("PGAUTH=iam needs AWS_ACCESS_KEY_ID (the role's credentials)")?,
-            secret_access_key: var("AWS_SECRET_ACCESS_KEY")
-                .ok_or("PGAUTH=iam needs AWS_SECRET_ACCESS_KEY")?,
-            session_token: var("AWS_SESSION_TOKEN"),
+            access_key_id: needed("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: Secret::new(needed("AWS_SECRET_ACCESS_KEY")?),
+            session_token: var("AWS_SESSION_TOKEN").map(Secret::new),
         })
     }
 }
@@ -65,7 +63,7 @@ pub fn auth_token(
         ("X-Amz-SignedHeaders", "host".to_owned()),
     ];
     if let Some(token) = &credentials.session_token {
-        query.push(("X-Amz-Security-Token", token.clone()));
+        query.push(("X-Amz-Security-Token", token.expose().clone()));
     }
     let encode = |pairs: &[(&str, String)]| {
         pairs
@@ -87,7 +85,7 @@ pub fn auth_token(
         hex(&Sha256::digest(canonical_request.as_bytes()))
     );
     let mut key = hmac(
-        format!("AWS4{}", credentials.secret_access_key).as_bytes(),
+        format!("AWS4{}", credentials.secret_access_key.expose()).as_bytes(),
         date.as_bytes(),
     );
     for part in [region, SERVICE, "aws4_request"] {

@@ -2,6 +2,8 @@
 //! (`SUCCESS_REDIRECT_URL`, `FAILURE_REDIRECT_URL`) instead of a raw JSON body. The function does exactly what it
 //! does without them; only the answer becomes a 302.
 
+use crate::config::{ConfigError, Lookup};
+
 /// The redirect targets, validated when the instance starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Redirects {
@@ -10,8 +12,12 @@ pub struct Redirects {
 }
 
 impl Redirects {
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let read = |name: &str| var(name).map(|url| validate(name, &url)).transpose();
+    pub fn from_lookup(var: &impl Lookup) -> Result<Self, ConfigError> {
+        let read = |name: &'static str| {
+            var(name)
+                .map(|url| validate(&url).map_err(|problem| ConfigError::new(name, problem)))
+                .transpose()
+        };
         Ok(Redirects {
             success: read("SUCCESS_REDIRECT_URL")?,
             failure: read("FAILURE_REDIRECT_URL")?,
@@ -36,17 +42,17 @@ impl Redirects {
 }
 
 /// https only (the page follows a live OAuth flow), a host, and nothing that could break a `Location` header.
-fn validate(name: &str, url: &str) -> Result<String, String> {
+fn validate(url: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("https://")
-        .ok_or_else(|| format!("{name} must be an https:// URL, got {url:?}"))?;
+        .ok_or_else(|| format!("must be an https:// URL, got {url:?}"))?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty() || host.contains('@') {
-        return Err(format!("{name} has no plain host: {url:?}"));
+        return Err(format!("has no plain host: {url:?}"));
     }
     if !url.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
-            "{name} may only hold visible ASCII (percent-encode the rest): {url:?}"
+            "may only hold visible ASCII (percent-encode the rest): {url:?}"
         ));
     }
     Ok(url.to_owned())

@@ -1,4 +1,4 @@
-//! The signed `state` of D4: `payload "." base64url_nopad(HMAC-SHA256(secret, payload))`.
+//! The signed `state`: `payload "." base64url_nopad(HMAC-SHA256(secret, payload))`.
 //!
 //! The function is the only public endpoint of the system; the signature is how it tells a flow the app
 //! really started from anything the internet sends it. Verification is stateless and constant-time.
@@ -8,14 +8,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-/// D4: the payload is 1 to 512 characters.
+use crate::config::{ConfigError, Lookup};
+
+/// The payload is 1 to 512 characters.
 pub const MAX_PAYLOAD_LEN: usize = 512;
 /// A SHA-256 MAC is 32 bytes: 43 characters of unpadded base64url.
 const SIGNATURE_LEN: usize = 43;
 /// The longest state that can verify: payload, the dot, the signature.
 pub const MAX_STATE_LEN: usize = MAX_PAYLOAD_LEN + 1 + SIGNATURE_LEN;
 
-/// D4's payload alphabet: `A-Z a-z 0-9 - _ . ~ :`. The signature's base64url alphabet is a subset of it.
+/// The payload alphabet: `A-Z a-z 0-9 - _ . ~ :`. The signature's base64url alphabet is a subset of it.
 pub fn is_state_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | ':')
 }
@@ -72,7 +74,7 @@ fn is_valid_payload(payload: &str) -> bool {
     (1..=MAX_PAYLOAD_LEN).contains(&payload.len()) && payload.chars().all(is_state_char)
 }
 
-/// A state whose signature verified: only its payload is worth keeping (the signature stays out of logs, D7).
+/// A state whose signature verified: only its payload is worth keeping (the signature stays out of logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignedState<'a> {
     pub payload: &'a str,
@@ -80,8 +82,54 @@ pub struct SignedState<'a> {
 
 /// How far in the future an `issued_at` may be: the clocks of the app that mints states and of Lambda differ a little.
 pub const CLOCK_SKEW_SECONDS: u64 = 30;
+/// The usual life of an OAuth CSRF state. A stored row outlives it (the purge keeps rows for a day at least), so a
+/// replayed old callback URL is refused rather than stored again after its row was purged.
+pub const DEFAULT_MAX_AGE_SECONDS: u64 = 600;
+/// The longest `STATE_MAX_AGE_SECONDS`: under the purge's shortest retention (one day), with room to spare.
+pub const MAX_MAX_AGE_SECONDS: u64 = 3600;
 
-/// Why a verified state is too old to use (D8, with `STATE_MAX_AGE_SECONDS` set).
+/// How old a verified state may be, from `STATE_MAX_AGE_SECONDS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateAge {
+    /// Unset: a state whose payload follows `mall_id:nonce:issued_at` may be `DEFAULT_MAX_AGE_SECONDS` old; a
+    /// payload of another form carries no time, and is accepted on its signature alone.
+    Default,
+    /// Set: every state must follow the convention and be at most this many seconds old.
+    Required(u64),
+    /// `off`: only the signature is checked.
+    Off,
+}
+
+impl StateAge {
+    pub fn from_lookup(var: &impl Lookup) -> Result<Self, ConfigError> {
+        const NAME: &str = "STATE_MAX_AGE_SECONDS";
+        match var(NAME).as_deref().map(str::trim) {
+            None => Ok(StateAge::Default),
+            Some("off") => Ok(StateAge::Off),
+            Some(value) => match value.parse::<u64>() {
+                Ok(seconds @ 1..=MAX_MAX_AGE_SECONDS) => Ok(StateAge::Required(seconds)),
+                _ => Err(ConfigError::new(
+                    NAME,
+                    format!(
+                        "must be off or a number of seconds from 1 to {MAX_MAX_AGE_SECONDS}, got {value:?}"
+                    ),
+                )),
+            },
+        }
+    }
+
+    /// Whether a state with this payload is still usable at `now` (Unix seconds).
+    pub fn check(self, payload: &str, now: u64) -> Result<(), AgeError> {
+        match self {
+            StateAge::Off => Ok(()),
+            StateAge::Required(max_age) => check_age(payload, max_age, now),
+            StateAge::Default if convention_parts(payload).is_none() => Ok(()),
+            StateAge::Default => check_age(payload, DEFAULT_MAX_AGE_SECONDS, now),
+        }
+    }
+}
+
+/// Why a verified state may not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgeError {
     /// The payload is not `mall_id:nonce:issued_at`.
@@ -90,7 +138,8 @@ pub enum AgeError {
     FromTheFuture,
 }
 
-/// D8's payload convention `mall_id:nonce:issued_at`, split; `None` when the payload does not follow it.
+/// The payload convention `mall_id:nonce:issued_at`, split; `None` when the payload does not follow it. Cafe24's
+/// redirect carries no mall id, so the token service reads it from here.
 pub fn convention_parts(payload: &str) -> Option<(&str, &str, u64)> {
     let mut parts = payload.split(':');
     let (mall_id, nonce, issued_at) = (parts.next()?, parts.next()?, parts.next()?);

@@ -1,19 +1,28 @@
-//! D7: one JSON log line per request, and the seed's metrics as CloudWatch Embedded Metric Format lines.
+//! One JSON log line per request, and the seed's metrics (calls, errors, p50/p95 latency) as CloudWatch Embedded
+//! Metric Format lines, so they exist without an AWS SDK or a network call.
 //!
 //! Every log line is a JSON object with a `level` key: only then does Lambda filter a custom runtime's lines by
-//! level (AWS_LAMBDA_LOG_FORMAT=JSON). The metric line has no `level`, so no log level can drop a metric.
+//! level (AWS_LAMBDA_LOG_FORMAT=JSON). The metric line has no `level`, so no log level can drop a metric. No line
+//! holds the full authorization code, the state's signature or a password, at any level.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::kv::{Key, Value as KvValue, VisitSource, VisitValue};
+use log::{Level, Metadata, Record};
 use serde_json::{Map, Value, json};
+
+use crate::contract::Outcome;
+use crate::event::Shape;
+
+/// The targets of this function's own log lines; every other target is a library's.
+const OWN_TARGETS: [&str; 5] = ["request", "init", "runtime", "database", "bootstrap"];
 
 /// CloudWatch namespace of the EMF metrics.
 pub const METRICS_NAMESPACE: &str = "Cafe24OAuthCallback";
 
 /// The log filter: RUST_LOG when set (it can name modules), else Lambda's AWS_LAMBDA_LOG_LEVEL, else `info`.
-/// At `info`, lambda_runtime's own line for every invocation is held back: D7 wants one line per request.
+/// At `info`, lambda_runtime's own line for every invocation is held back: one line per request.
 pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> String {
     if let Some(spec) = rust_log.filter(|s| !s.trim().is_empty()) {
         return spec.to_owned();
@@ -37,7 +46,7 @@ pub fn init_logger() {
         std::env::var("RUST_LOG").ok().as_deref(),
         std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
     );
-    let _ = env_logger::Builder::new()
+    let logger = env_logger::Builder::new()
         .parse_filters(&filter)
         .target(env_logger::Target::Stdout)
         .format(|buf, record| {
@@ -48,7 +57,100 @@ pub fn init_logger() {
             let _ = record.key_values().visit(&mut JsonFields(&mut line));
             writeln!(buf, "{}", Value::Object(line))
         })
-        .try_init();
+        .build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(LibrariesAtInfo(logger))).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// Whatever the filter says, a library's lines pass at INFO at most: below it, tokio-postgres logs a statement's
+/// parameters (the code and the state) at DEBUG, and lambda_runtime the raw event at TRACE.
+struct LibrariesAtInfo(env_logger::Logger);
+
+impl LibrariesAtInfo {
+    fn allows(metadata: &Metadata) -> bool {
+        metadata.level() <= Level::Info
+            || OWN_TARGETS
+                .iter()
+                .any(|own| metadata.target().split("::").next() == Some(own))
+    }
+}
+
+impl log::Log for LibrariesAtInfo {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        Self::allows(metadata) && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record) {
+        if Self::allows(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+/// What the log line says about a request besides its outcome, filled in as the request goes.
+#[derive(Default)]
+pub struct LogFields {
+    pub shape: Option<Shape>,
+    pub code_fingerprint: Option<String>,
+    pub state_payload: Option<String>,
+    pub database_time: Option<Duration>,
+}
+
+/// The request's log line and its metric line. `http_status` differs from the contract's status only when a
+/// redirect answered the request.
+pub fn log_request(
+    function_name: &str,
+    request_id: &str,
+    outcome: &Outcome,
+    fields: &LogFields,
+    elapsed: Duration,
+    http_status: u16,
+) {
+    let (status, message) = outcome.contract();
+    let level = match status {
+        200 => Level::Info,
+        500.. => Level::Error,
+        _ => Level::Warn,
+    };
+    let ms = |d: Duration| round_ms(d.as_secs_f64() * 1000.0);
+    let reason = match outcome {
+        Outcome::Misconfigured(e) => Some(e.to_string()),
+        Outcome::DatabaseFailed(e) => Some(e.detail.clone()),
+        _ => None,
+    };
+    let check = match outcome {
+        Outcome::DatabaseFailed(e) => Some(e.failure.hint()),
+        _ => None,
+    };
+    log::log!(
+        target: "request",
+        level,
+        request_id = request_id,
+        outcome = outcome.name(),
+        status = http_status,
+        id = outcome.id(),
+        elapsed_ms = ms(elapsed),
+        database_ms = fields.database_time.map(ms),
+        event = fields.shape.map(Shape::as_str),
+        code_sha256 = fields.code_fingerprint.as_deref(),
+        state_payload = fields.state_payload.as_deref(),
+        reason = reason.as_deref(),
+        check = check;
+        "{message}"
+    );
+    emit_metrics(&metrics_line(
+        function_name,
+        request_id,
+        status,
+        elapsed.as_secs_f64() * 1000.0,
+        fields.database_time.map(|d| d.as_secs_f64() * 1000.0),
+    ));
 }
 
 struct JsonFields<'a>(&'a mut Map<String, Value>);
@@ -99,7 +201,7 @@ impl<'v> VisitValue<'v> for JsonValue {
 }
 
 /// A short, stable fingerprint of an authorization code: enough to correlate a log line with a row or with the
-/// token service's logs, useless to anyone who would exchange it (D7: never the full code).
+/// token service's logs, useless to anyone who would exchange it (never the full code).
 pub fn code_fingerprint(code: &str) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(code.as_bytes())

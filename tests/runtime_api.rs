@@ -88,49 +88,81 @@ fn every_fixture_through_the_runtime_api() {
     }
 }
 
-#[test]
-fn logs_never_hold_the_code_the_signature_or_the_password() {
-    let db = postgres::shared().unwrap().create_database().unwrap();
-    let (api, function) = start(&env_for(&db));
-    let mut secrets = vec![postgres::SUPERUSER_PASSWORD.to_owned()];
-    for shape in SHAPES {
-        for (name, _) in FIXTURES {
-            let event = fixture(shape, name).unwrap();
-            api.invoke(&event, TIMEOUT).unwrap();
-            let query = event
-                .get("rawQueryString")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
-                    let params = event["queryStringParameters"]
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default();
-                    params
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
-                        .collect::<Vec<_>>()
-                        .join("&")
-                });
-            for pair in query.split('&') {
-                match pair.split_once('=') {
-                    Some(("code", code)) if !code.is_empty() => secrets.push(code.to_owned()),
-                    Some(("state", state)) => {
-                        let state = state.replace("%3A", ":");
-                        if let Some((_, signature)) = state.rsplit_once('.') {
-                            secrets.push(signature.to_owned());
-                        }
-                    }
-                    _ => {}
+/// What a fixture's query holds that must never be logged: the code and the state's signature.
+fn secrets_in(event: &Value) -> Vec<String> {
+    let query = event
+        .get("rawQueryString")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let params = event["queryStringParameters"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            params
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+    let mut secrets = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("code", code)) if !code.is_empty() => secrets.push(code.to_owned()),
+            Some(("state", state)) => {
+                if let Some((_, signature)) = state.rsplit_once('.') {
+                    secrets.push(signature.to_owned());
                 }
             }
+            _ => {}
         }
     }
-    std::thread::sleep(Duration::from_millis(200));
+    secrets
+}
+
+#[test]
+fn logs_never_hold_the_code_the_signature_or_the_password_even_at_trace() {
+    let db = postgres::shared().unwrap().create_database().unwrap();
+    // A row the server refuses: its error's DETAIL line would quote the row ("Failing row contains (...)").
+    db.connect()
+        .unwrap()
+        .batch_execute(
+            "alter table cafe24.oauth_authorization_codes add constraint no_leaks check (code not like 'leak%')",
+        )
+        .unwrap();
+    let mut env = env_for(&db);
+    env.push(("RUST_LOG".into(), "trace".into()));
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));
+    let (api, function) = start(&env);
+    let mut secrets = vec![postgres::SUPERUSER_PASSWORD.to_owned()];
+    let mut last = String::new();
+    let refused = devtools::callback_event(
+        "leakQ7vXr2",
+        &devtools::sign_state(LOCAL_STATE_SECRET, "mall:leak"),
+    )
+    .unwrap();
+    let mut events = vec![refused];
+    for shape in SHAPES {
+        for (name, _) in FIXTURES {
+            events.push(fixture(shape, name).unwrap());
+        }
+    }
+    for (i, event) in events.iter().enumerate() {
+        let invocation = api.invoke(event, TIMEOUT).unwrap();
+        if i == 0 {
+            assert_eq!(invocation.status(), Some(500), "{:?}", invocation.body());
+        }
+        secrets.extend(secrets_in(event));
+        last = invocation.request_id;
+    }
+    assert!(
+        function.request_log(&last).is_some(),
+        "the log lines are there"
+    );
     let output = function.output().join("\n");
     assert!(
-        output.contains("\"status\":200"),
-        "the log lines are there: {output}"
+        output.contains("check constraint"),
+        "the refused row's error is logged: {output}"
     );
     for secret in secrets {
         assert!(!output.contains(&secret), "{secret:?} appears in the logs");
@@ -158,7 +190,7 @@ fn without_a_state_secret_the_function_starts_and_refuses_every_request() {
     assert!(function.exited().is_none());
     let output = function.output().join("\n");
     assert!(
-        output.contains("EXPECTED_STATE_SECRET is not set"),
+        output.contains("EXPECTED_STATE_SECRET: is not set"),
         "the log says why: {output}"
     );
 }

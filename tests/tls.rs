@@ -67,7 +67,7 @@ impl TlsServer {
         // A bundle's file name, made absolute unless the case is about LAMBDA_TASK_ROOT.
         if !settings.iter().any(|(k, _)| k == "LAMBDA_TASK_ROOT") {
             for (name, value) in &mut settings {
-                if name == "PGSSLROOTCERT" {
+                if name == "PGSSLROOTCERT" && value != "system" {
                     *value = self.certs.path(value).display().to_string();
                 }
             }
@@ -196,16 +196,69 @@ fn iam_authentication_goes_over_verified_tls() {
         "first request with PGAUTH=iam over verify-full TLS: {:.1} ms",
         first.elapsed.as_secs_f64() * 1000.0
     );
-    // With TLS turned down, IAM refuses to start: the token would travel in the clear.
-    all.push(("PGSSLMODE".into(), "prefer".into()));
-    let answer = Instance::start(BOOTSTRAP, &all)
-        .unwrap()
-        .callback("iam-plain")
-        .unwrap();
-    assert_eq!(answer.status, 500);
-    assert_eq!(answer.body["message"], "server misconfigured");
+    // Any mode that does not verify the server would hand the token (a credential for 15 minutes) to whoever
+    // answers: here a server whose certificate names another host. Refused at start, before any connection.
+    let connections = |server: &TlsServer| -> i64 {
+        server
+            .db
+            .connect()
+            .unwrap()
+            .query_one(
+                "select count(*) from pg_stat_activity where usename = $1",
+                &[&IAM_USER],
+            )
+            .unwrap()
+            .get(0)
+    };
+    drop(instance);
+    // The first instance's connection ends with its process; wait for the server to see that.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while connections(&server) > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(connections(&server), 0);
+    let mut weak = all.clone();
+    weak.retain(|(k, _)| k != "PGSSLROOTCERT" && k != "PGHOST");
+    weak.push(("PGHOST".into(), "127.0.0.1".into()));
+    for mode in ["prefer", "require"] {
+        let mut settings = weak.clone();
+        settings.push(("PGSSLMODE".into(), mode.into()));
+        let answer = Instance::start(BOOTSTRAP, &settings)
+            .unwrap()
+            .callback("iam-weak")
+            .unwrap();
+        assert_eq!(answer.status, 500, "{mode}");
+        assert_eq!(answer.body["message"], "server misconfigured");
+        let reason = answer.log["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with("PGSSLMODE") && reason.contains("verify-full"),
+            "{reason}"
+        );
+        assert_eq!(
+            connections(&server),
+            0,
+            "{mode}: the server never heard from the function"
+        );
+    }
     let stored: Vec<String> = server.db.rows().unwrap().into_iter().map(|r| r.1).collect();
     assert_eq!(stored, ["iam-first"]);
+}
+
+#[test]
+fn the_system_store_is_only_accepted_with_verify_full() {
+    let server = tls_server();
+    for mode in ["require", "verify-ca"] {
+        let answer = server.callback(
+            mode,
+            "127.0.0.1",
+            &[("PGSSLMODE", mode), ("PGSSLROOTCERT", "system")],
+        );
+        assert_eq!(answer.status, 500, "{mode}: {answer:?}");
+        assert_eq!(answer.body["message"], "server misconfigured");
+        let reason = answer.log["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("PGSSLROOTCERT=system"), "{reason}");
+    }
+    assert!(server.db.rows().unwrap().is_empty());
 }
 
 #[test]

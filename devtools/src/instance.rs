@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::runtime_api::{Function, RuntimeApi};
+use crate::runtime_api::{Function, Invocation, RuntimeApi};
 use crate::{LOCAL_STATE_SECRET, callback_event, sign_state};
 
 /// What the Runtime API gives each invocation, as a Lambda timeout would.
@@ -51,9 +51,24 @@ impl Instance {
     }
 
     pub fn callback_with(&self, code: &str, state: &str) -> Result<Answer, String> {
-        let invocation = self
-            .api
-            .invoke(&callback_event(code, state)?, LAMBDA_TIMEOUT)?;
+        self.answer(
+            self.api
+                .invoke(&callback_event(code, state)?, LAMBDA_TIMEOUT)?,
+        )
+    }
+
+    /// A callback for `code` sent with `deadline_ms` as the runtime's deadline header (what a local runner, or
+    /// a short Lambda timeout, might send).
+    pub fn callback_by(&self, code: &str, deadline_ms: u64) -> Result<Answer, String> {
+        let state = sign_state(LOCAL_STATE_SECRET, &format!("mall:{code}"));
+        let event = callback_event(code, &state)?;
+        self.answer(
+            self.api
+                .invoke_with_deadline(&event, deadline_ms, LAMBDA_TIMEOUT)?,
+        )
+    }
+
+    fn answer(&self, invocation: Invocation) -> Result<Answer, String> {
         Ok(Answer {
             status: invocation.status().ok_or("no status")?,
             body: invocation.body().ok_or("no body")?,

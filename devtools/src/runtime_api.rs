@@ -107,14 +107,24 @@ impl RuntimeApi {
         &self.address
     }
 
-    /// Hands `event` to the function and waits for its reply.
+    /// Hands `event` to the function with a deadline `timeout` from now, as Lambda does, and waits for its reply.
     pub fn invoke(&self, event: &Value, timeout: Duration) -> Result<Invocation, String> {
+        self.invoke_with_deadline(event, epoch_ms() + timeout.as_millis() as u64, timeout)
+    }
+
+    /// Hands `event` to the function with `deadline_ms` as the `Lambda-Runtime-Deadline-Ms` header (whatever a
+    /// local runner might send), and waits `timeout` for its reply.
+    pub fn invoke_with_deadline(
+        &self,
+        event: &Value,
+        deadline_ms: u64,
+        timeout: Duration,
+    ) -> Result<Invocation, String> {
         let request_id = format!(
             "{:08x}-test-{}",
             std::process::id(),
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
-        let deadline_ms = epoch_ms() + timeout.as_millis() as u64;
         let mut state = self.lock();
         state
             .queue
@@ -186,7 +196,7 @@ impl Drop for RuntimeApi {
     }
 }
 
-fn epoch_ms() -> u64 {
+pub fn epoch_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -353,6 +363,13 @@ fn next_event(shared: &Shared) -> Option<(String, Value, u64)> {
     }
 }
 
+/// What a process holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resources {
+    pub threads: usize,
+    pub descriptors: usize,
+}
+
 /// A `bootstrap` process serving one Runtime API: a warm Lambda instance. Its stdout lines are kept.
 pub struct Function {
     child: Child,
@@ -472,6 +489,25 @@ impl Function {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The process's threads and open file descriptors, from `/proc`.
+    pub fn resources(&self) -> Result<Resources, String> {
+        let proc = format!("/proc/{}", self.pid());
+        let status =
+            std::fs::read_to_string(format!("{proc}/status")).map_err(|e| e.to_string())?;
+        let threads = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or("no Threads: line")?;
+        let descriptors = std::fs::read_dir(format!("{proc}/fd"))
+            .map_err(|e| e.to_string())?
+            .count();
+        Ok(Resources {
+            threads,
+            descriptors,
+        })
     }
 }
 

@@ -1,21 +1,28 @@
-//! The connection's configuration, read once from the environment (libpq's variables, D6; D9's credentials).
+//! The connection's configuration, read once from the environment: libpq's variables with libpq's meanings and
+//! defaults, and the credentials (a password, a Secrets Manager secret, or an RDS IAM token).
 
 use std::time::{Duration, SystemTime};
 
+use serde_json::Value;
+
 use super::tls::{RootCerts, SslMode};
+use crate::config::{self, ConfigError, Lookup};
+use crate::extension::SecretsExtension;
 use crate::rds_iam::{self, AwsCredentials};
-use crate::secrets::{DatabaseSecret, SecretsExtension};
+use crate::secret::Secret;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Lambda runs an invocation for 15 minutes at most: a longer bound could never run out, so it is a typo.
+const MAX_TIMEOUT_SECONDS: u64 = 900;
 
-/// How the function proves who it is to the database (D9).
+/// How the function proves who it is to the database.
 #[derive(Debug, Clone)]
 pub enum Auth {
     /// `PGPASSWORD`, or none (trust, local use).
-    Password,
-    /// `PGSECRET_ID`: read through the Parameters and Secrets extension on connect; re-read once when the server
-    /// refuses it (a rotation).
+    Password(Option<Secret<String>>),
+    /// `PGSECRET_ID`: read through the Parameters and Secrets extension on connect; read again once when the
+    /// server refuses it (RDS rotates a managed secret every 7 days by default).
     Secret {
         id: String,
         extension: SecretsExtension,
@@ -27,7 +34,7 @@ pub enum Auth {
     },
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     host: Option<String>,
     port: Option<u16>,
@@ -35,23 +42,12 @@ pub struct Settings {
     /// The login name (`USER`), libpq's last resort for the user name.
     login: Option<String>,
     dbname: Option<String>,
-    password: Option<String>,
     application_name: Option<String>,
     pub auth: Auth,
     pub ssl_mode: SslMode,
     pub root_certs: Option<RootCerts>,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("target", &self.target(None))
-            .field("auth", &self.auth)
-            .field("ssl_mode", &self.ssl_mode)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Where to connect and as whom, once the secret (if any) is known.
@@ -64,82 +60,40 @@ pub struct Endpoint {
 }
 
 impl Settings {
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_lookup(var: &impl Lookup) -> Result<Self, ConfigError> {
         let port = var("PGPORT")
             .map(|p| {
                 p.parse::<u16>()
-                    .map_err(|_| format!("PGPORT is not a port number: {p:?}"))
+                    .map_err(|_| ConfigError::new("PGPORT", format!("is not a port number: {p:?}")))
             })
             .transpose()?;
-        let auth = match var("PGAUTH").as_deref() {
-            None | Some("password") => match var("PGSECRET_ID") {
-                Some(_) if var("PGPASSWORD").is_some() => {
-                    return Err(
-                        "both PGPASSWORD and PGSECRET_ID are set: keep one (D9: the secret)".into(),
-                    );
-                }
-                Some(id) => Auth::Secret {
-                    id,
-                    extension: SecretsExtension::from_lookup(&var)?,
-                },
-                None => Auth::Password,
-            },
-            Some("iam") => {
-                if var("PGPASSWORD").is_some() || var("PGSECRET_ID").is_some() {
-                    return Err(
-                        "PGAUTH=iam signs its own token: unset PGPASSWORD and PGSECRET_ID".into(),
-                    );
-                }
-                Auth::Iam {
-                    region: var("AWS_REGION")
-                        .or_else(|| var("AWS_DEFAULT_REGION"))
-                        .ok_or("PGAUTH=iam needs AWS_REGION")?,
-                    credentials: AwsCredentials::from_lookup(&var)?,
-                }
-            }
-            Some(other) => {
-                return Err(format!("PGAUTH must be password or iam, got {other:?}"));
-            }
-        };
-        let iam = matches!(auth, Auth::Iam { .. });
-        let ssl_mode = match var("PGSSLMODE") {
-            Some(mode) => SslMode::parse(&mode)?,
-            // RDS checks IAM tokens only over TLS; verify-full keeps the token from going to an impostor.
-            None if iam => SslMode::VerifyFull,
-            None => SslMode::Prefer,
-        };
-        if iam && matches!(ssl_mode, SslMode::Disable | SslMode::Prefer) {
-            return Err(format!(
-                "PGAUTH=iam needs TLS: PGSSLMODE={} would send the token in the clear; use verify-full",
-                ssl_mode.as_str()
-            ));
-        }
+        let auth = auth(var)?;
         let root_certs = var("PGSSLROOTCERT")
             .map(|value| RootCerts::parse(&value, var("LAMBDA_TASK_ROOT").as_deref()));
-        if matches!(ssl_mode, SslMode::VerifyCa | SslMode::VerifyFull) && root_certs.is_none() {
-            return Err(format!(
-                "PGSSLMODE={} needs PGSSLROOTCERT: the RDS CA bundle (global-bundle.pem, shipped in the zip with \
-                 build.sh --include) or system",
-                ssl_mode.as_str()
-            ));
-        }
+        let ssl_mode = ssl_mode(var, &auth, root_certs.as_ref())?;
         let settings = Settings {
             host: var("PGHOST"),
             port,
             user: var("PGUSER"),
             login: var("USER"),
             dbname: var("PGDATABASE"),
-            password: var("PGPASSWORD"),
             application_name: var("PGAPPNAME"),
             auth,
             ssl_mode,
             root_certs,
-            connect_timeout: seconds(&var, "PGCONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, 2)?,
-            statement_timeout: seconds(
-                &var,
+            connect_timeout: config::seconds(
+                var,
+                "PGCONNECT_TIMEOUT",
+                DEFAULT_CONNECT_TIMEOUT,
+                MAX_TIMEOUT_SECONDS,
+            )?
+            // libpq's minimum: a one-second bound fails on an ordinary hiccup.
+            .max(Duration::from_secs(2)),
+            statement_timeout: config::seconds(
+                var,
                 "STATEMENT_TIMEOUT_SECONDS",
                 DEFAULT_STATEMENT_TIMEOUT,
-                1,
+                MAX_TIMEOUT_SECONDS,
             )?,
         };
         // Without a secret that may carry it, the user must be known now.
@@ -150,13 +104,15 @@ impl Settings {
     }
 
     /// The variables win; a secret's fields fill what they leave out; then libpq's defaults.
-    pub fn endpoint(&self, secret: Option<&DatabaseSecret>) -> Result<Endpoint, String> {
+    pub fn endpoint(&self, secret: Option<&DatabaseSecret>) -> Result<Endpoint, ConfigError> {
         let user = self
             .user
             .clone()
             .or_else(|| secret.and_then(|s| s.username.clone()))
             .or_else(|| self.login.clone())
-            .ok_or("PGUSER is not set")?;
+            .ok_or_else(|| {
+                ConfigError::new("PGUSER", "is not set (nor USER, nor the secret's username)")
+            })?;
         Ok(Endpoint {
             // libpq would try a Unix socket; a Lambda has none, so the loopback host is the useful default.
             host: self
@@ -187,7 +143,7 @@ impl Settings {
         &self,
         secret: Option<&DatabaseSecret>,
         now: SystemTime,
-    ) -> Result<postgres::Config, String> {
+    ) -> Result<postgres::Config, ConfigError> {
         let endpoint = self.endpoint(secret)?;
         let mut config = postgres::Config::new();
         config
@@ -196,6 +152,7 @@ impl Settings {
             .user(&endpoint.user)
             .dbname(&endpoint.dbname)
             .ssl_mode(self.ssl_mode.for_postgres())
+            // tokio-postgres bounds only the TCP connect with it; the caller bounds the whole attempt.
             .connect_timeout(self.connect_timeout)
             // Sent data unacknowledged this long means the path is gone: fail, so the request can reconnect.
             .tcp_user_timeout(self.statement_timeout)
@@ -204,14 +161,13 @@ impl Settings {
             config.application_name(name);
         }
         match &self.auth {
-            Auth::Password => {
-                if let Some(password) = &self.password {
-                    config.password(password);
-                }
+            Auth::Password(Some(password)) => {
+                config.password(password.expose());
             }
+            Auth::Password(None) => {}
             Auth::Secret { .. } => {
                 if let Some(secret) = secret {
-                    config.password(&secret.password);
+                    config.password(secret.password.expose());
                 }
             }
             Auth::Iam {
@@ -232,20 +188,137 @@ impl Settings {
     }
 }
 
-/// libpq's reading of `PGCONNECT_TIMEOUT`, used for both timeouts: whole seconds, at least `min` (libpq's is 2);
-/// 0 would mean forever, which D6 rules out, so it takes the default.
-fn seconds(
-    var: impl Fn(&str) -> Option<String>,
-    name: &str,
-    default: Duration,
-    min: u64,
-) -> Result<Duration, String> {
-    match var(name) {
-        None => Ok(default),
-        Some(value) => match value.trim().parse::<u64>() {
-            Ok(0) => Ok(default),
-            Ok(s) => Ok(Duration::from_secs(s.max(min))),
-            Err(_) => Err(format!("{name} is not a number of seconds: {value:?}")),
+fn auth(var: &impl Lookup) -> Result<Auth, ConfigError> {
+    match var("PGAUTH").as_deref() {
+        None | Some("password") => match (var("PGSECRET_ID"), var("PGPASSWORD")) {
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                "PGSECRET_ID",
+                "is set together with PGPASSWORD: keep one",
+            )),
+            (Some(id), None) => Ok(Auth::Secret {
+                id,
+                extension: SecretsExtension::from_lookup(var)?,
+            }),
+            (None, password) => Ok(Auth::Password(password.map(Secret::new))),
         },
+        Some("iam") => {
+            if var("PGPASSWORD").is_some() || var("PGSECRET_ID").is_some() {
+                return Err(ConfigError::new(
+                    "PGAUTH",
+                    "iam signs its own token: unset PGPASSWORD and PGSECRET_ID",
+                ));
+            }
+            Ok(Auth::Iam {
+                region: var("AWS_REGION")
+                    .or_else(|| var("AWS_DEFAULT_REGION"))
+                    .ok_or_else(|| ConfigError::new("AWS_REGION", "is needed by PGAUTH=iam"))?,
+                credentials: AwsCredentials::from_lookup(var)?,
+            })
+        }
+        Some(other) => Err(ConfigError::new(
+            "PGAUTH",
+            format!("must be password or iam, got {other:?}"),
+        )),
+    }
+}
+
+/// libpq's rules where TLS guards a credential, to the letter.
+fn ssl_mode(
+    var: &impl Lookup,
+    auth: &Auth,
+    root_certs: Option<&RootCerts>,
+) -> Result<SslMode, ConfigError> {
+    const MODE: &str = "PGSSLMODE";
+    const ROOT: &str = "PGSSLROOTCERT";
+    let iam = matches!(auth, Auth::Iam { .. });
+    let system = root_certs == Some(&RootCerts::System);
+    let mode = match var(MODE) {
+        Some(mode) => SslMode::parse(&mode).map_err(|problem| ConfigError::new(MODE, problem))?,
+        // libpq 16: sslrootcert=system makes verify-full the default. An IAM token is a 15-minute credential:
+        // only a server that proved its name may receive it.
+        None if system || iam => SslMode::VerifyFull,
+        None => SslMode::Prefer,
+    };
+    // libpq 16 refuses the system store with anything weaker than verify-full: any public CA signs a certificate
+    // for any name that someone controls, so only the name check makes that store mean something.
+    if system && mode != SslMode::VerifyFull {
+        return Err(ConfigError::new(
+            MODE,
+            format!(
+                "{} may not be used with PGSSLROOTCERT=system: use verify-full",
+                mode.as_str()
+            ),
+        ));
+    }
+    if iam && !matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) {
+        return Err(ConfigError::new(
+            MODE,
+            format!(
+                "{} would hand PGAUTH=iam's token (a credential for 15 minutes) to a server that has not proved \
+                 who it is: use verify-full with PGSSLROOTCERT (the RDS CA bundle)",
+                mode.as_str()
+            ),
+        ));
+    }
+    if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && root_certs.is_none() {
+        return Err(ConfigError::new(
+            ROOT,
+            format!(
+                "is needed by PGSSLMODE={}: the RDS CA bundle (global-bundle.pem, shipped in the zip with build.sh \
+                 --include) or system",
+                mode.as_str()
+            ),
+        ));
+    }
+    Ok(mode)
+}
+
+/// Database credentials from a secret: the JSON that RDS and Secrets Manager rotation keep (`username`,
+/// `password`, and `host`, `port`, `dbname` where present), or a plain string that is the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSecret {
+    pub username: Option<String>,
+    pub password: Secret<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub dbname: Option<String>,
+}
+
+impl DatabaseSecret {
+    /// The error names the secret, never its text.
+    pub fn parse(secret_id: &str, text: &str) -> Result<Self, String> {
+        if !text.trim_start().starts_with('{') {
+            return Ok(DatabaseSecret {
+                username: None,
+                password: Secret::new(text.to_owned()),
+                host: None,
+                port: None,
+                dbname: None,
+            });
+        }
+        let malformed = || {
+            format!(
+                "secret {secret_id:?} starts like JSON but is not a JSON object with a password"
+            )
+        };
+        let json: Value = serde_json::from_str(text).map_err(|_| malformed())?;
+        let field = |name: &str| {
+            json.get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let port = match json.get("port") {
+            Some(Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
+            Some(Value::String(s)) => s.parse().ok(),
+            _ => None,
+        };
+        Ok(DatabaseSecret {
+            username: field("username"),
+            password: Secret::new(field("password").ok_or_else(malformed)?),
+            host: field("host"),
+            port,
+            dbname: field("dbname"),
+        })
     }
 }

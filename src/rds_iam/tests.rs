@@ -4,8 +4,8 @@ use std::time::Duration;
 fn credentials(token: Option<&str>) -> AwsCredentials {
     AwsCredentials {
         access_key_id: "AKIDEXAMPLE".into(),
-        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
-        session_token: token.map(str::to_owned),
+        secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into()),
+        session_token: token.map(|t| Secret::new(t.to_owned())),
     }
 }
 
@@ -104,8 +104,10 @@ fn matches_botocore_live() {
     for (case, expected) in cases.iter().zip(expected) {
         let credentials = AwsCredentials {
             access_key_id: case["access_key_id"].as_str().unwrap().into(),
-            secret_access_key: case["secret_access_key"].as_str().unwrap().into(),
-            session_token: case["session_token"].as_str().map(str::to_owned),
+            secret_access_key: Secret::new(case["secret_access_key"].as_str().unwrap().into()),
+            session_token: case["session_token"]
+                .as_str()
+                .map(|t| Secret::new(t.to_owned())),
         };
         let ours = auth_token(
             case["host"].as_str().unwrap(),
@@ -121,8 +123,8 @@ fn matches_botocore_live() {
 
 #[test]
 fn credentials_are_required_and_never_printed() {
-    let none = AwsCredentials::from_lookup(|_| None);
-    assert!(none.unwrap_err().contains("AWS_ACCESS_KEY_ID"));
+    let none = AwsCredentials::from_lookup(&|_: &str| None);
+    assert_eq!(none.unwrap_err().variable, "AWS_ACCESS_KEY_ID");
     let shown = format!("{:?}", credentials(Some("secret-token")));
     assert!(
         !shown.contains("wJalr") && !shown.contains("secret-token"),

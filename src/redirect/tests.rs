@@ -1,7 +1,7 @@
 use super::*;
 
-fn from(pairs: &[(&str, &str)]) -> Result<Redirects, String> {
-    Redirects::from_lookup(|name| {
+fn from(pairs: &[(&str, &str)]) -> Result<Redirects, ConfigError> {
+    Redirects::from_lookup(&|name: &str| {
         pairs
             .iter()
             .find(|(k, _)| *k == name)
@@ -24,8 +24,9 @@ fn only_https_urls_with_a_host() {
         "https://a b",
         "https://u@evil",
     ] {
-        assert!(from(&[("SUCCESS_REDIRECT_URL", bad)]).is_err(), "{bad}");
-        assert!(from(&[("FAILURE_REDIRECT_URL", bad)]).is_err(), "{bad}");
+        for name in ["SUCCESS_REDIRECT_URL", "FAILURE_REDIRECT_URL"] {
+            assert_eq!(from(&[(name, bad)]).unwrap_err().variable, name, "{bad}");
+        }
     }
     assert!(from(&[("SUCCESS_REDIRECT_URL", "https://app.example/installed?x=1")]).is_ok());
 }

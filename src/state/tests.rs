@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::ConfigError;
 
 fn key(secret: &str) -> StateKey {
     StateKey::new(secret).unwrap()
@@ -125,4 +126,49 @@ fn age_edges() {
 fn empty_secret_is_no_key() {
     assert!(StateKey::new("").is_none());
     assert_eq!(format!("{:?}", key("hunter2")), "StateKey(<redacted>)");
+}
+
+fn age_from(value: Option<&str>) -> Result<StateAge, ConfigError> {
+    let value = value.map(str::to_owned);
+    StateAge::from_lookup(&move |name: &str| {
+        (name == "STATE_MAX_AGE_SECONDS")
+            .then(|| value.clone())
+            .flatten()
+    })
+}
+
+#[test]
+fn state_age_policies() {
+    let now = 1_767_225_600;
+    let at = |t: u64| format!("demomall:n0nce:{t}");
+    assert_eq!(age_from(None), Ok(StateAge::Default));
+    assert_eq!(age_from(Some("off")), Ok(StateAge::Off));
+    assert_eq!(age_from(Some("120")), Ok(StateAge::Required(120)));
+    for bad in ["0", "3601", "ten", "-5", "18446744073709551616"] {
+        assert_eq!(
+            age_from(Some(bad)).unwrap_err().variable,
+            "STATE_MAX_AGE_SECONDS",
+            "{bad}"
+        );
+    }
+    let max = DEFAULT_MAX_AGE_SECONDS;
+    assert_eq!(StateAge::Default.check(&at(now - max), now), Ok(()));
+    assert_eq!(
+        StateAge::Default.check(&at(now - max - 1), now),
+        Err(AgeError::Expired)
+    );
+    assert_eq!(
+        StateAge::Default.check("free-form:payload", now),
+        Ok(()),
+        "no time to check"
+    );
+    assert_eq!(
+        StateAge::Required(120).check(&at(now - 121), now),
+        Err(AgeError::Expired)
+    );
+    assert_eq!(
+        StateAge::Required(120).check("free-form", now),
+        Err(AgeError::NotConvention)
+    );
+    assert_eq!(StateAge::Off.check(&at(0), now), Ok(()));
 }

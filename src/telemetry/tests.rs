@@ -14,11 +14,28 @@ fn filter_precedence_and_lambda_levels() {
 }
 
 #[test]
-fn fingerprint_is_short_and_stable() {
-    let f = code_fingerprint("Kd4GXxJdLpF5XvEOVSDQVD");
-    assert_eq!(f.len(), 12);
-    assert_eq!(f, code_fingerprint("Kd4GXxJdLpF5XvEOVSDQVD"));
-    assert!(!f.contains("Kd4G"));
+fn fingerprint_is_the_start_of_the_sha256() {
+    // FIPS 180-2's test vector: SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad.
+    assert_eq!(code_fingerprint("abc"), "ba7816bf8f01");
+}
+
+#[test]
+fn libraries_log_at_info_at_most_whatever_the_filter() {
+    let at = |level, target| {
+        LibrariesAtInfo::allows(&log::Metadata::builder().level(level).target(target).build())
+    };
+    // tokio-postgres logs a statement's parameters at DEBUG, lambda_runtime the raw event at TRACE.
+    assert!(!at(Level::Debug, "tokio_postgres::query"));
+    assert!(!at(Level::Trace, "lambda_runtime::layers::api_response"));
+    assert!(at(Level::Info, "tokio_postgres::connection"));
+    assert!(at(Level::Warn, "lambda_runtime"));
+    // The function's own targets keep every level.
+    assert!(at(Level::Trace, "database"));
+    assert!(at(Level::Debug, "request"));
+    assert!(
+        !at(Level::Debug, "requests"),
+        "a prefix of a library's name is not ours"
+    );
 }
 
 #[test]

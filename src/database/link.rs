@@ -1,0 +1,322 @@
+//! The blocking side: the instance's one `postgres::Client`, opened lazily, reused, reconnected once when it
+//! dropped, and the statement that stores a pair. Everything here runs on a blocking thread (the client owns a
+//! tokio runtime of its own, which must never be started, used or dropped on the function's async thread).
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use postgres::error::SqlState;
+use postgres::types::{ToSql, Type};
+use postgres::{CancelToken, Client, NoTls, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::Stored;
+use super::error::{DatabaseError, Failure};
+use super::progress::Progress;
+use super::settings::{Auth, DatabaseSecret, Settings};
+use super::tls;
+use crate::extension::SecretsExtension;
+
+/// A new code, the common case, is this one statement: the unique indexes on `code` and `state` decide
+/// repeats and conflicts, not a read before the write. It is prepared once per connection (the server parses
+/// and plans it once); a pooler that does not keep named statements gets it unnamed (`query_typed`).
+const INSERT_CODE: &str = "insert into cafe24.oauth_authorization_codes (code, state) values ($1, $2) \
+                           on conflict do nothing returning id";
+
+/// Only when the insert did nothing: the rows the pair collided with (a repeat, or a conflict).
+const FIND_CODE: &str = "select id, code = $1, state = $2 from cafe24.oauth_authorization_codes \
+                         where code = $1 or state = $2";
+
+const PAIR_TYPES: [Type; 2] = [Type::TEXT, Type::TEXT];
+
+/// The TLS a connection is opened with; its cancel request must use the same.
+#[derive(Clone)]
+pub enum Tls {
+    Off,
+    On(MakeRustlsConnect),
+}
+
+/// What stops a running statement: the connection's cancel key, sent over a connection of its own.
+pub struct CancelTarget {
+    token: CancelToken,
+    tls: Tls,
+}
+
+impl CancelTarget {
+    /// Blocking: a connection to the server, the key, and done.
+    pub fn send(self) {
+        let result = match self.tls {
+            Tls::Off => self.token.cancel_query(NoTls),
+            Tls::On(connector) => self.token.cancel_query(connector),
+        };
+        if let Err(e) = result {
+            log::warn!(target: "database", "the statement's cancel request failed: {e}");
+        }
+    }
+}
+
+/// An open connection.
+struct Open {
+    client: Client,
+    tls: Tls,
+    /// The insert, prepared on this connection; `None` until the first use, or for good once a pooler has shown
+    /// it does not keep prepared statements.
+    insert: Option<Statement>,
+    unnamed_only: bool,
+}
+
+/// What an instance keeps between invocations.
+pub struct Link {
+    settings: Arc<Settings>,
+    open: Option<Open>,
+    /// The database secret as last read; read again once when the server refuses it.
+    secret: Option<DatabaseSecret>,
+    /// Built with the first connection (a CA bundle is parsed when needed, not during init).
+    tls: Option<Tls>,
+}
+
+impl Link {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Link {
+            settings,
+            open: None,
+            secret: None,
+            tls: None,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|open| !open.client.is_closed())
+    }
+
+    /// Stores the pair, connecting first when needed; a reused connection that turns out to have dropped (a
+    /// restart, a failover, an idle cut) is replaced once and the statement run once more: the insert is
+    /// idempotent, so a retry after a lost answer cannot add a row.
+    pub fn store(
+        &mut self,
+        progress: &Progress,
+        code: &str,
+        state: &str,
+    ) -> Result<Stored, DatabaseError> {
+        let reused = self.is_open();
+        if !reused {
+            self.connect(progress)?;
+        }
+        match self.run(progress, code, state) {
+            Err(error) if reused && error.failure == Failure::ConnectionLost => {
+                log::warn!(
+                    target: "database",
+                    detail = error.detail.as_str();
+                    "connection lost; reconnecting once"
+                );
+                self.connect(progress)?;
+                self.run(progress, code, state)
+            }
+            result => result,
+        }
+    }
+
+    /// One run of the statement. Its connection is kept only when the statement ended on its own with an answer
+    /// from the server: not after a cancel, not after the request gave up waiting, not after a broken connection.
+    fn run(
+        &mut self,
+        progress: &Progress,
+        code: &str,
+        state: &str,
+    ) -> Result<Stored, DatabaseError> {
+        let Some(open) = self.open.as_mut() else {
+            return Err(DatabaseError::new(
+                Failure::Internal,
+                "no connection to run on",
+            ));
+        };
+        if !progress.running(CancelTarget {
+            token: open.client.cancel_token(),
+            tls: open.tls.clone(),
+        }) {
+            return Err(DatabaseError::new(Failure::Internal, "the request gave up"));
+        }
+        let result = open.store(code, state);
+        let keep = progress.ran();
+        let result = result.map_err(|e| {
+            let error = DatabaseError::from_postgres(&e);
+            match error.failure {
+                // An I/O failure mid-statement is the connection going, not a connect timing out.
+                Failure::ConnectTimeout => {
+                    DatabaseError::new(Failure::ConnectionLost, error.detail)
+                }
+                _ => error,
+            }
+        });
+        let usable = match &result {
+            Ok(_) => true,
+            Err(e) => !matches!(e.failure, Failure::ConnectionLost | Failure::Internal),
+        };
+        if !(keep && usable) {
+            self.open = None;
+        }
+        if !keep && let Ok(stored) = &result {
+            log::warn!(
+                target: "database",
+                "the statement finished after the request stopped waiting ({stored:?}); a retry finds the row"
+            );
+        }
+        result?.ok_or_else(|| {
+            DatabaseError::new(
+                Failure::RowVanished,
+                "the row the pair collided with was deleted, twice",
+            )
+        })
+    }
+
+    /// Opens the connection, replacing any old one; a database secret refused by the server is read again once.
+    fn connect(&mut self, progress: &Progress) -> Result<(), DatabaseError> {
+        self.open = None;
+        if !progress.connecting() {
+            return Err(DatabaseError::new(Failure::Internal, "the request gave up"));
+        }
+        let tls = match &self.tls {
+            Some(tls) => tls.clone(),
+            None => self.tls.insert(self.build_tls()?).clone(),
+        };
+        let settings = Arc::clone(&self.settings);
+        let secret_source = match &settings.auth {
+            Auth::Secret { id, extension } => Some((id.as_str(), extension)),
+            _ => None,
+        };
+        let secret_deadline = Instant::now() + settings.connect_timeout;
+        if let Some((id, extension)) = secret_source
+            && self.secret.is_none()
+        {
+            self.secret = Some(read_secret(id, extension, secret_deadline)?);
+        }
+        let client = match self.open_client(&tls) {
+            Err(error)
+                if error.failure == Failure::AuthFailed
+                    && let Some((id, extension)) = secret_source =>
+            {
+                let fresh = read_secret(id, extension, secret_deadline)?;
+                if self.secret.as_ref() == Some(&fresh) {
+                    return Err(error);
+                }
+                log::warn!(target: "database", "authentication failed; retrying once with the secret read again");
+                self.secret = Some(fresh);
+                self.open_client(&tls)?
+            }
+            result => result?,
+        };
+        self.open = Some(Open {
+            client,
+            tls,
+            insert: None,
+            unnamed_only: false,
+        });
+        Ok(())
+    }
+
+    fn open_client(&self, tls: &Tls) -> Result<Client, DatabaseError> {
+        let config = self
+            .settings
+            .config(self.secret.as_ref(), SystemTime::now())
+            .map_err(|e| DatabaseError::new(Failure::NoUser, e.to_string()))?;
+        match tls {
+            Tls::Off => config.connect(NoTls),
+            Tls::On(connector) => config.connect(connector.clone()),
+        }
+        .map_err(|e| DatabaseError::from_postgres(&e))
+    }
+
+    fn build_tls(&self) -> Result<Tls, DatabaseError> {
+        if self.settings.ssl_mode == tls::SslMode::Disable {
+            return Ok(Tls::Off);
+        }
+        tls::connector(self.settings.ssl_mode, self.settings.root_certs.as_ref())
+            .map(Tls::On)
+            .map_err(|e| DatabaseError::new(Failure::TlsSetup, e))
+    }
+}
+
+impl Open {
+    /// `None` when the pair was neither inserted nor found, twice.
+    fn store(&mut self, code: &str, state: &str) -> Result<Option<Stored>, postgres::Error> {
+        let pair: [&(dyn ToSql + Sync); 2] = [&code, &state];
+        // A row that blocked the insert can be gone before the look-up (a purge): then the insert is tried again.
+        for _ in 0..2 {
+            if let Some(row) = self.insert(&pair)?.first() {
+                return Ok(Some(Stored::New {
+                    id: row.try_get(0)?,
+                }));
+            }
+            let typed = [(pair[0], Type::TEXT), (pair[1], Type::TEXT)];
+            let mut taken = None;
+            for row in self.client.query_typed(FIND_CODE, &typed)? {
+                let id: i64 = row.try_get(0)?;
+                match (row.try_get::<_, bool>(1)?, row.try_get::<_, bool>(2)?) {
+                    (true, true) => return Ok(Some(Stored::Repeat { id })),
+                    (true, false) => taken = Some(Stored::CodeTaken),
+                    (false, _) => taken = taken.or(Some(Stored::StateTaken)),
+                }
+            }
+            if taken.is_some() {
+                return Ok(taken);
+            }
+        }
+        Ok(None)
+    }
+
+    fn insert(&mut self, pair: &[&(dyn ToSql + Sync); 2]) -> Result<Vec<Row>, postgres::Error> {
+        if !self.unnamed_only {
+            match self.prepared_insert(pair) {
+                // A pooler in transaction mode may run the prepare and the execute on different server
+                // connections. The insert did nothing then, so it is sent again, unnamed, from now on.
+                Err(e) if e.code().is_some_and(pooler_lost_it) => {
+                    log::warn!(
+                        target: "database",
+                        "the server does not keep prepared statements on this connection (a pooler in transaction \
+                         mode?): sending the insert unnamed from now on"
+                    );
+                    self.unnamed_only = true;
+                    self.insert = None;
+                }
+                result => return result,
+            }
+        }
+        let typed = [(pair[0], Type::TEXT), (pair[1], Type::TEXT)];
+        self.client.query_typed(INSERT_CODE, &typed)
+    }
+
+    fn prepared_insert(
+        &mut self,
+        pair: &[&(dyn ToSql + Sync); 2],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let statement = match &self.insert {
+            Some(statement) => statement.clone(),
+            None => self
+                .insert
+                .insert(self.client.prepare_typed(INSERT_CODE, &PAIR_TYPES)?)
+                .clone(),
+        };
+        self.client.query(&statement, pair)
+    }
+}
+
+/// What a pooler that does not keep named statements answers: the statement is unknown on the server connection
+/// the execute landed on, or its name is taken by another client's there.
+fn pooler_lost_it(code: &SqlState) -> bool {
+    *code == SqlState::INVALID_SQL_STATEMENT_NAME || *code == SqlState::DUPLICATE_PSTATEMENT
+}
+
+/// Through the Parameters and Secrets extension; its errors never carry the secret's text.
+fn read_secret(
+    id: &str,
+    extension: &SecretsExtension,
+    deadline: Instant,
+) -> Result<DatabaseSecret, DatabaseError> {
+    let text = extension
+        .secret_string(id, deadline)
+        .map_err(|e| DatabaseError::new(Failure::SecretUnavailable, e))?;
+    DatabaseSecret::parse(id, text.expose())
+        .map_err(|e| DatabaseError::new(Failure::SecretMalformed, e))
+}
