@@ -78,13 +78,12 @@ impl Database {
         deadline: Option<Instant>,
     ) -> Result<Stored, DatabaseError> {
         let Ok(mut link) = Arc::clone(&self.link).try_lock_owned() else {
-            let busy = self.progress.busy();
+            let (phase, running) = self.progress.busy();
             return Err(DatabaseError::new(
                 Failure::Busy,
                 format!(
-                    "an earlier request gave up waiting for {} that has now run {} s; this request did not wait",
-                    busy.what,
-                    busy.for_.as_secs()
+                    "an earlier request gave up on its database work ({phase:?} for {} s); not waiting",
+                    running.as_secs()
                 ),
             ));
         };

@@ -43,91 +43,94 @@ const CHECK_NETWORK: &str = "no answer in time: check the network path (VPC, sec
                              the database's load";
 
 impl Failure {
-    /// One word for the log line and the metric.
-    pub fn name(self) -> &'static str {
+    /// One word for the log line and the metric, and what to check, for whoever reads the log.
+    fn describe(self) -> (&'static str, &'static str) {
         match self {
-            Failure::ConnectionRefused => "connection_refused",
-            Failure::ConnectionLost => "connection_lost",
-            Failure::ConnectTimeout => "connect_timeout",
-            Failure::StatementTimeout => "statement_timeout",
-            Failure::Busy => "connection_busy",
-            Failure::TooManyConnections => "too_many_connections",
-            Failure::TlsRequired => "tls_required",
-            Failure::TlsUnavailable => "tls_unavailable",
-            Failure::TlsRejected => "tls_rejected",
-            Failure::AuthFailed => "auth_failed",
-            Failure::AuthRejected => "auth_rejected",
-            Failure::NoDatabase => "no_database",
-            Failure::NoTable => "no_table",
-            Failure::PermissionDenied => "permission_denied",
-            Failure::RowVanished => "row_vanished",
-            Failure::Server => "database_error",
-            Failure::NoUser => "no_user",
-            Failure::TlsSetup => "tls_config",
-            Failure::SecretUnavailable => "secret_unavailable",
-            Failure::SecretMalformed => "secret_malformed",
-            Failure::Internal => "internal_error",
-        }
-    }
-
-    /// What to check, for whoever reads the log.
-    pub fn hint(self) -> &'static str {
-        match self {
-            Failure::ConnectionRefused => {
-                "ECONNREFUSED: check VPC, security groups (TCP 5432 from the function) and PGHOST/PGPORT"
-            }
-            Failure::ConnectionLost => "the connection dropped: check the database's health",
-            Failure::ConnectTimeout => CHECK_NETWORK,
-            Failure::StatementTimeout => {
+            Failure::ConnectionRefused => (
+                "connection_refused",
+                "ECONNREFUSED: check VPC, security groups (TCP 5432 from the function) and PGHOST/PGPORT",
+            ),
+            Failure::ConnectionLost => (
+                "connection_lost",
+                "the connection dropped: check the database's health",
+            ),
+            Failure::ConnectTimeout => ("connect_timeout", CHECK_NETWORK),
+            Failure::StatementTimeout => (
+                "statement_timeout",
                 "the statement ran past its timeout and was cancelled: check the database's load and locks on the \
-                 table"
-            }
-            Failure::Busy => {
+                 table",
+            ),
+            Failure::Busy => (
+                "connection_busy",
                 "an earlier request's database work has not ended: the database stopped answering (check its \
-                 health and the network path); the instance answers at once until it does"
-            }
-            Failure::TooManyConnections => {
-                "the database is out of connections: cap the function's concurrency or use RDS Proxy"
-            }
-            Failure::TlsRequired => {
-                "the server requires TLS: set PGSSLMODE=verify-full (with PGSSLROOTCERT) or require"
-            }
-            Failure::TlsUnavailable => {
-                "the server does not offer TLS but PGSSLMODE requires it: check PGSSLMODE and the server"
-            }
-            Failure::TlsRejected => {
+                 health and the network path); the instance answers at once until it does",
+            ),
+            Failure::TooManyConnections => (
+                "too_many_connections",
+                "the database is out of connections: cap the function's concurrency or use RDS Proxy",
+            ),
+            Failure::TlsRequired => (
+                "tls_required",
+                "the server requires TLS: set PGSSLMODE=verify-full (with PGSSLROOTCERT) or require",
+            ),
+            Failure::TlsUnavailable => (
+                "tls_unavailable",
+                "the server does not offer TLS but PGSSLMODE requires it: check PGSSLMODE and the server",
+            ),
+            Failure::TlsRejected => (
+                "tls_rejected",
                 "the server's certificate was not accepted: check PGSSLROOTCERT (the RDS CA bundle) and, for \
-                 verify-full, that PGHOST is the name in the certificate"
-            }
-            Failure::AuthFailed => {
+                 verify-full, that PGHOST is the name in the certificate",
+            ),
+            Failure::AuthFailed => (
+                "auth_failed",
                 "check PGUSER and the password (PGPASSWORD, the secret of PGSECRET_ID, or the IAM policy's \
-                 rds-db:connect and the user's rds_iam role)"
-            }
-            Failure::AuthRejected => {
-                "the server refused this user/host: check pg_hba rules and PGUSER"
-            }
-            Failure::NoDatabase => "check PGDATABASE",
-            Failure::NoTable => "the table is missing: run sql/schema.sql",
-            Failure::PermissionDenied => "grant insert, select on the table (see sql/schema.sql)",
-            Failure::RowVanished => {
-                "a matching row was deleted while this request ran; the client may retry"
-            }
-            Failure::Server => "see detail",
-            Failure::NoUser => "set PGUSER",
-            Failure::TlsSetup => {
-                "check PGSSLROOTCERT (a PEM bundle; relative paths are read from the function's root)"
-            }
-            Failure::SecretUnavailable => {
-                "check PGSECRET_ID, the extension's layer and secretsmanager:GetSecretValue on the secret"
-            }
-            Failure::SecretMalformed => {
-                "the secret must be RDS's JSON (username, password, ...) or the password alone"
-            }
-            Failure::Internal => "the database task did not finish; this is a bug",
+                 rds-db:connect and the user's rds_iam role)",
+            ),
+            Failure::AuthRejected => (
+                "auth_rejected",
+                "the server refused this user/host: check pg_hba rules and PGUSER",
+            ),
+            Failure::NoDatabase => ("no_database", "check PGDATABASE"),
+            Failure::NoTable => ("no_table", "the table is missing: run sql/schema.sql"),
+            Failure::PermissionDenied => (
+                "permission_denied",
+                "grant insert, select on the table (see sql/schema.sql)",
+            ),
+            Failure::RowVanished => (
+                "row_vanished",
+                "a matching row was deleted while this request ran; the client may retry",
+            ),
+            Failure::Server => ("database_error", "see detail"),
+            Failure::NoUser => ("no_user", "set PGUSER"),
+            Failure::TlsSetup => (
+                "tls_config",
+                "check PGSSLROOTCERT (a PEM bundle; relative paths are read from the function's root)",
+            ),
+            Failure::SecretUnavailable => (
+                "secret_unavailable",
+                "check PGSECRET_ID, the extension's layer and secretsmanager:GetSecretValue on the secret",
+            ),
+            Failure::SecretMalformed => (
+                "secret_malformed",
+                "the secret must be RDS's JSON (username, password, ...) or the password alone",
+            ),
+            Failure::Internal => (
+                "internal_error",
+                "the database task did not finish; this is a bug",
+            ),
         }
     }
 
-    /// The configuration, not the database, is at fault.
+    pub fn name(self) -> &'static str {
+        self.describe().0
+    }
+
+    pub fn hint(self) -> &'static str {
+        self.describe().1
+    }
+
+    /// The configuration, not the database, is at fault: the client is told "server misconfigured".
     pub fn misconfigured(self) -> bool {
         matches!(
             self,

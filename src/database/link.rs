@@ -12,7 +12,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::Stored;
 use super::error::{DatabaseError, Failure};
-use super::progress::Progress;
+use super::progress::{Phase, Progress};
 use super::settings::{Auth, DatabaseSecret, Settings};
 use super::tls;
 use crate::extension::SecretsExtension;
@@ -132,10 +132,11 @@ impl Link {
                 "no connection to run on",
             ));
         };
-        if !progress.running(CancelTarget {
+        let cancel = CancelTarget {
             token: open.client.cancel_token(),
             tls: open.tls.clone(),
-        }) {
+        };
+        if !progress.enter(Phase::Running, Some(cancel)) {
             return Err(DatabaseError::new(Failure::Internal, "the request gave up"));
         }
         let result = open.store(code, state);
@@ -174,7 +175,7 @@ impl Link {
     /// Opens the connection, replacing any old one; a database secret refused by the server is read again once.
     fn connect(&mut self, progress: &Progress) -> Result<(), DatabaseError> {
         self.open = None;
-        if !progress.connecting() {
+        if !progress.enter(Phase::Connecting, None) {
             return Err(DatabaseError::new(Failure::Internal, "the request gave up"));
         }
         let tls = match &self.tls {
