@@ -52,7 +52,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# The glibc of Amazon Linux 2023, which provided.al2023 runs on: no symbol may need a newer one (DECISIONS D1).
+# The glibc of Amazon Linux 2023, which provided.al2023 runs on: no symbol may need a newer one (docs/decisions.md, D1).
 max_glibc=2.34
 
 case "$arch" in

@@ -1,4 +1,4 @@
-"""The READMEs' stack commands against template.yaml (issue 9: "the README's stack commands match the template's
+"""The READMEs' stack commands against template.yaml ("the README's stack commands match the template's
 parameters"). Every `Name=value` after `--parameter-overrides`, and every `Name=value` in inline code whose Name is
 CamelCase, must name a template parameter; every deploy command must give every parameter that has no default.
 

@@ -41,7 +41,7 @@ language sql volatile as $$
     returning c.id, c.code, c.state, c.created_at
 $$;
 
--- The same, for a worker that knows the state it issued (the state is unique, D5).
+-- The same, for a worker that knows the state it issued (the state is unique).
 create or replace function cafe24.claim_oauth_authorization_code_by_state(
     claim_state text,
     lifetime interval default interval '60 seconds'

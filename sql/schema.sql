@@ -1,4 +1,4 @@
--- The table the callback writes (DECISIONS D2): the seed's opening statement names it
+-- The table the callback writes (docs/decisions.md, D2): the specification's opening statement names it
 -- cafe24.oauth_authorization_codes; its example DDL's four columns are kept as they are.
 -- Idempotent: running this file again changes nothing. PostgreSQL 17.
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f sql/schema.sql
@@ -12,7 +12,7 @@ create table if not exists cafe24.oauth_authorization_codes (
     created_at timestamptz not null default now()
 );
 
--- D5: a code belongs to one flow and a state starts one flow. The database, not the function, enforces it:
+-- A code belongs to one flow and a state starts one flow. The database, not the function, enforces it:
 -- a repeat of the same pair finds its row, a pair that shares only one of the two is a conflict (409).
 create unique index if not exists oauth_authorization_codes_code_key
     on cafe24.oauth_authorization_codes (code);

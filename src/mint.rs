@@ -1,5 +1,5 @@
 //! `bootstrap mint-state`: a valid state from the command line, for whoever starts the flow and for the
-//! fixtures (D4). Lambda never passes arguments to `bootstrap`, so this never runs on a request.
+//! fixtures (docs/decisions.md, D4). Lambda never passes arguments to `bootstrap`, so this never runs on a request.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::state::StateKey;
 
 const USAGE: &str = "usage: bootstrap mint-state PAYLOAD
-       bootstrap mint-state --mall-id MALL_ID   (payload mall_id:nonce:issued_at, D8)
+       bootstrap mint-state --mall-id MALL_ID   (payload mall_id:nonce:issued_at)
 Signs with EXPECTED_STATE_SECRET and prints the state.";
 
 pub fn run(args: &[String]) -> ExitCode {
@@ -39,7 +39,7 @@ fn mint(args: &[String]) -> Result<String, String> {
         .ok_or_else(|| "the payload must be 1 to 512 characters of A-Z a-z 0-9 - _ . ~ :".into())
 }
 
-/// D8: `mall_id:nonce:issued_at`, issued_at in Unix seconds.
+/// The payload convention `mall_id:nonce:issued_at`, issued_at in Unix seconds.
 fn convention_payload(mall_id: &str) -> Result<String, String> {
     // Cafe24 mall ids are lowercase letters and digits; the token service builds a host name from it.
     if mall_id.is_empty()

@@ -1,5 +1,5 @@
-//! What Cafe24's redirect carries (D8: only `code` and `state`, or `error` when the merchant declined) and the
-//! rules a value must meet before anything else looks at it (D3: 400 names the parameter).
+//! What Cafe24's redirect carries (only `code` and `state`, or `error` when the merchant declined) and the
+//! rules a value must meet before anything else looks at it (a 400 names the parameter).
 
 use crate::event::HttpRequest;
 use crate::state;

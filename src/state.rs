@@ -9,6 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::config::{ConfigError, Lookup};
+use crate::secret::Secret;
 
 /// The payload is 1 to 512 characters.
 pub const MAX_PAYLOAD_LEN: usize = 512;
@@ -23,28 +24,22 @@ pub fn is_state_char(c: char) -> bool {
 }
 
 /// The key that signs and verifies states. Never empty: an empty secret fails closed at configuration time.
-#[derive(Clone)]
-pub struct StateKey(Vec<u8>);
-
-impl std::fmt::Debug for StateKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StateKey(<redacted>)")
-    }
-}
+#[derive(Debug, Clone)]
+pub struct StateKey(Secret<Vec<u8>>);
 
 impl StateKey {
-    /// `None` for an empty secret: D4 wants the function to refuse every request then, never to accept.
+    /// `None` for an empty secret: the function then refuses every request (it fails closed, never open).
     pub fn new(secret: &str) -> Option<Self> {
-        (!secret.is_empty()).then(|| StateKey(secret.as_bytes().to_vec()))
+        (!secret.is_empty()).then(|| StateKey(Secret::new(secret.as_bytes().to_vec())))
     }
 
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length, so this cannot fail; the fallback keeps the path panic-free.
-        Hmac::<Sha256>::new_from_slice(&self.0)
+        Hmac::<Sha256>::new_from_slice(self.0.expose())
             .unwrap_or_else(|_| Hmac::<Sha256>::new(&Default::default()))
     }
 
-    /// The state for `payload`, or `None` when the payload is outside D4's alphabet or length.
+    /// The state for `payload`, or `None` when the payload is outside the alphabet or length.
     pub fn sign(&self, payload: &str) -> Option<String> {
         if !is_valid_payload(payload) {
             return None;

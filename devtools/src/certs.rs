@@ -1,5 +1,5 @@
 //! Certificates made at test time with the `openssl` command: a CA, a server certificate it signs for
-//! `localhost` only, and an unrelated CA, for the TLS tests of D6.
+//! `localhost` only, and an unrelated CA, for the TLS tests.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -43,7 +43,7 @@ pub fn fixture(shape: &str, name: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// A state signed per D4, for tests that need many (the README's test vectors check the function's own signer).
+/// A state signed as the function signs them, for tests that need many (the README's test vectors check the function's own signer).
 pub fn sign_state(secret: &str, payload: &str) -> String {
     use base64::Engine;
     use hmac::{KeyInit, Mac};

@@ -12,7 +12,7 @@ fn convention_payload_has_three_parts_and_a_fresh_nonce() {
     assert_ne!(a, b);
     assert!(
         StateKey::new("k").unwrap().sign(&a).is_some(),
-        "the payload fits D4's alphabet"
+        "the payload fits the state alphabet"
     );
 }
 
