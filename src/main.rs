@@ -28,6 +28,7 @@ use config::{ConfigError, Lookup};
 use contract::{Outcome, Response};
 use database::{Database, Settings, Stored};
 use event::HttpRequest;
+use extension::SecretsExtension;
 use params::Callback;
 use redirect::Redirects;
 use state::StateAge;
@@ -62,11 +63,12 @@ impl App {
 
 impl Service {
     fn from_lookup(var: &impl Lookup) -> Result<Self, ConfigError> {
+        let extension = SecretsExtension::from_lookup(var)?;
         Ok(Service {
-            state_key: StateKeySource::from_lookup(var)?,
+            state_key: StateKeySource::from_lookup(var, &extension)?,
             state_age: StateAge::from_lookup(var)?,
             redirects: Redirects::from_lookup(var)?,
-            database: Database::new(Settings::from_lookup(var)?),
+            database: Database::new(Settings::from_lookup(var, &extension)?),
         })
     }
 }

@@ -24,7 +24,10 @@ pub enum StateKeySource {
 }
 
 impl StateKeySource {
-    pub fn from_lookup(var: &impl Lookup) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        var: &impl Lookup,
+        extension: &SecretsExtension,
+    ) -> Result<Self, ConfigError> {
         match (var(VALUE), var(SECRET_ID)) {
             (Some(_), Some(_)) => Err(ConfigError::new(
                 SECRET_ID,
@@ -35,7 +38,7 @@ impl StateKeySource {
                 .ok_or_else(|| ConfigError::new(VALUE, "is empty: refusing every request")),
             (None, Some(id)) => Ok(StateKeySource::Secret {
                 id,
-                extension: SecretsExtension::from_lookup(var)?,
+                extension: extension.clone(),
                 key: OnceLock::new(),
             }),
             (None, None) => Err(ConfigError::new(

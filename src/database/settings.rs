@@ -60,14 +60,17 @@ pub struct Endpoint {
 }
 
 impl Settings {
-    pub fn from_lookup(var: &impl Lookup) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        var: &impl Lookup,
+        extension: &SecretsExtension,
+    ) -> Result<Self, ConfigError> {
         let port = var("PGPORT")
             .map(|p| {
                 p.parse::<u16>()
                     .map_err(|_| ConfigError::new("PGPORT", format!("is not a port number: {p:?}")))
             })
             .transpose()?;
-        let auth = auth(var)?;
+        let auth = auth(var, extension)?;
         let root_certs = var("PGSSLROOTCERT")
             .map(|value| RootCerts::parse(&value, var("LAMBDA_TASK_ROOT").as_deref()));
         let ssl_mode = ssl_mode(var, &auth, root_certs.as_ref())?;
@@ -188,7 +191,7 @@ impl Settings {
     }
 }
 
-fn auth(var: &impl Lookup) -> Result<Auth, ConfigError> {
+fn auth(var: &impl Lookup, extension: &SecretsExtension) -> Result<Auth, ConfigError> {
     match var("PGAUTH").as_deref() {
         None | Some("password") => match (var("PGSECRET_ID"), var("PGPASSWORD")) {
             (Some(_), Some(_)) => Err(ConfigError::new(
@@ -197,7 +200,7 @@ fn auth(var: &impl Lookup) -> Result<Auth, ConfigError> {
             )),
             (Some(id), None) => Ok(Auth::Secret {
                 id,
-                extension: SecretsExtension::from_lookup(var)?,
+                extension: extension.clone(),
             }),
             (None, password) => Ok(Auth::Password(password.map(Secret::new))),
         },

@@ -4,6 +4,7 @@ use super::settings::{DatabaseSecret, Endpoint};
 use super::tls::{RootCerts, SslMode};
 use super::*;
 use crate::config::ConfigError;
+use crate::extension::SecretsExtension;
 use crate::secret::Secret;
 
 fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -20,7 +21,8 @@ fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 }
 
 fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-    Settings::from_lookup(&lookup(pairs))
+    let var = lookup(pairs);
+    Settings::from_lookup(&var, &SecretsExtension::from_lookup(&var).unwrap())
 }
 
 /// The variable a refused configuration names.
