@@ -1,4 +1,4 @@
-//! D9 through the built `bootstrap`: secrets read at run time from a local server that speaks the Parameters
+//! Run-time secrets through the built `bootstrap`: secrets read at run time from a local server that speaks the Parameters
 //! and Secrets extension's documented HTTP API, against PostgreSQL 17. Plain and RDS-managed JSON secrets,
 //! a rotation, the extension down, a refused token, a missing or malformed secret, and the state key.
 
@@ -150,7 +150,7 @@ fn extension_failures_are_configuration_errors_that_store_nothing() {
         .unwrap()
         .callback("down")
         .unwrap();
-    misconfigured(&answer, "secret_unavailable", "not reachable");
+    misconfigured(&answer, "secret_unavailable", "did not answer");
 
     let mut all = function_env(&extension, &db, &[("PGUSER", &role), ("PGSECRET_ID", "db")]);
     all.push(("AWS_SESSION_TOKEN".into(), "another-token".into()));
@@ -210,7 +210,7 @@ fn the_state_key_from_a_secret_is_read_once_and_never_for_a_forged_state() {
     all.extend(extension.env());
     all.extend(env(&[("EXPECTED_STATE_SECRET_ID", "state-key")]));
     let instance = Instance::start(BOOTSTRAP, &all).unwrap();
-    let state = sign_state("a-key-kept-in-secrets-manager", "mall:n:1");
+    let state = sign_state("a-key-kept-in-secrets-manager", "mall:n");
     let answer = instance.callback_with("signed", &state).unwrap();
     assert_eq!(answer.status, 200, "{answer:?}");
     for code in ["forged-1", "forged-2"] {

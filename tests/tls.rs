@@ -1,4 +1,4 @@
-//! D6's TLS against a PostgreSQL 17 that, like RDS with `rds.force_ssl = 1`, accepts the function's user only
+//! TLS against a PostgreSQL 17 that, like RDS with `rds.force_ssl = 1`, accepts the function's user only
 //! over TLS (`hostssl`), with a CA and a server certificate (for `localhost`) made at test time. Each case is a
 //! fresh `bootstrap` behind the Runtime API test server, so each opens its connection with its own settings.
 

@@ -467,14 +467,22 @@ impl Function {
             .collect()
     }
 
-    /// The request's log line (the one with a level), waiting up to a second for stdout to deliver it.
+    /// The request's log line (the one with a level).
     pub fn request_log(&self, request_id: &str) -> Option<Value> {
-        let until = Instant::now() + Duration::from_secs(1);
+        self.wait_line(request_id, |l| l.get("level").is_some())
+    }
+
+    /// The request's metric line (the EMF document, `_aws`).
+    pub fn request_metrics(&self, request_id: &str) -> Option<Value> {
+        self.wait_line(request_id, |l| l.get("_aws").is_some())
+    }
+
+    /// The first line about `request_id` that `wanted` accepts. The function writes its lines before it answers,
+    /// so they are in the pipe by now; this waits (up to 10 s, for a busy machine) only for the reading thread.
+    fn wait_line(&self, request_id: &str, wanted: impl Fn(&Value) -> bool) -> Option<Value> {
+        let until = Instant::now() + Duration::from_secs(10);
         loop {
-            let line = self
-                .lines_for(request_id)
-                .into_iter()
-                .find(|l| l.get("level").is_some());
+            let line = self.lines_for(request_id).into_iter().find(&wanted);
             if line.is_some() || Instant::now() >= until {
                 return line;
             }
