@@ -45,8 +45,8 @@ impl ParamError {
 
 impl<'a> Callback<'a> {
     pub fn from_request(request: &'a HttpRequest) -> Result<Self, ParamError> {
-        // oauth2-proxy's order: a provider error is handled before anything else.
-        if let Some(error) = request.values("error").next() {
+        // A provider error is handled before anything else. An empty value counts as missing, as for the others.
+        if let Some(error) = request.values("error").find(|e| !e.is_empty()) {
             return Ok(Callback::Declined {
                 error: tidy_error(error),
             });

@@ -108,11 +108,25 @@ fn bad_parameters_are_400_naming_the_parameter_and_store_nothing() {
             "Authorization declined: server_error",
         ),
         ("error=%3Cscript%3E".to_owned(), "Authorization declined"),
+        // An empty error is no error: the other parameters decide.
+        ("error=&state=x".to_owned(), "Missing params: code"),
     ];
     for (query, message) in cases {
         call(&app, http_event("GET", &query)).assert_error(400, message);
     }
     assert!(db.rows().unwrap().is_empty());
+}
+
+#[test]
+fn an_empty_error_counts_as_missing_like_any_empty_value() {
+    let db = database();
+    let app = app_for(&db);
+    let answer = call(
+        &app,
+        http_event("GET", &format!("error=&code=abc&state={}", sign("p"))),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(db.rows().unwrap().len(), 1);
 }
 
 #[test]
