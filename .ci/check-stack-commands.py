@@ -1,8 +1,9 @@
 """The READMEs' stack commands against template.yaml ("the README's stack commands match the template's
 parameters"). Every `Name=value` after `--parameter-overrides`, and every `Name=value` in inline code whose Name is
 CamelCase, must name a template parameter; every deploy command must give every parameter that has no default.
+Each README must hold a deploy command; the pages after `--` (docs) need not.
 
-    python3 .ci/check-stack-commands.py template.yaml README.md README.ko.md
+    python3 .ci/check-stack-commands.py template.yaml README.md README.ko.md -- docs/deploy.md
 """
 
 import re
@@ -42,12 +43,14 @@ def commands(markdown):
 
 
 def main():
-    template_path, *readmes = sys.argv[1:]
+    template_path, *paths = sys.argv[1:]
+    readmes = paths[: paths.index("--")] if "--" in paths else paths
+    docs = paths[paths.index("--") + 1 :] if "--" in paths else []
     with open(template_path, encoding="utf-8") as f:
         parameters = yaml.load(f, Loader=TemplateLoader)["Parameters"]
     required = {name for name, spec in parameters.items() if "Default" not in spec}
     problems = []
-    for path in readmes:
+    for path in readmes + docs:
         with open(path, encoding="utf-8") as f:
             markdown = f.read()
         deploys = 0
@@ -60,7 +63,7 @@ def main():
             for name in sorted(required - given):
                 problems.append(f"{path}: a deploy command lacks {name}, which template.yaml requires")
             deploys += 1
-        if deploys == 0:
+        if deploys == 0 and path in readmes:
             problems.append(f"{path}: no deploy command with --parameter-overrides")
         for code in INLINE.findall(markdown):
             for name in CAMEL.findall(code):
