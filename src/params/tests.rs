@@ -93,5 +93,6 @@ fn a_provider_error_comes_first() {
         parse(&[("code", "c"), ("state", "s"), ("error", "<script>")]),
         Ok("declined None".into())
     );
-    assert_eq!(parse(&[("error", "")]), Ok("declined None".into()));
+    // An empty error counts as missing, like any empty value.
+    assert_eq!(parse(&[("error", "")]), Err("Missing params: code, state".into()));
 }
