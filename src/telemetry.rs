@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::kv::{Key, Value as KvValue, VisitSource, VisitValue};
 use log::{Level, Metadata, Record};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::contract::Outcome;
 use crate::event::Shape;
@@ -70,10 +71,13 @@ struct LibrariesAtInfo(env_logger::Logger);
 
 impl LibrariesAtInfo {
     fn allows(metadata: &Metadata) -> bool {
+        let target = metadata.target();
         metadata.level() <= Level::Info
-            || OWN_TARGETS
-                .iter()
-                .any(|own| metadata.target().split("::").next() == Some(own))
+            || OWN_TARGETS.iter().any(|own| {
+                target
+                    .strip_prefix(own)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
     }
 }
 
@@ -102,8 +106,9 @@ pub struct LogFields {
     pub database_time: Option<Duration>,
 }
 
-/// The request's log line and its metric line. `http_status` differs from the contract's status only when a
-/// redirect answered the request.
+/// The request's line: its log fields and its CloudWatch Embedded Metric Format document in one JSON object, one
+/// write. When the level filter holds the request's level back, the line keeps only the metrics: no log level may
+/// drop them. `http_status` differs from the contract's status only when a redirect answered the request.
 pub fn log_request(
     function_name: &str,
     request_id: &str,
@@ -119,38 +124,74 @@ pub fn log_request(
         _ => Level::Warn,
     };
     let ms = |d: Duration| round_ms(d.as_secs_f64() * 1000.0);
+    let logged = log::log_enabled!(target: "request", level);
     let reason = match outcome {
         Outcome::Misconfigured(e) => Some(e.to_string()),
         Outcome::DatabaseFailed(e) => Some(e.detail.clone()),
         _ => None,
     };
-    let check = match outcome {
-        Outcome::DatabaseFailed(e) => Some(e.failure.hint()),
-        _ => None,
-    };
-    log::log!(
+    let log = logged.then(|| RequestLog {
+        level: level.as_str(),
         target: "request",
-        level,
-        request_id = request_id,
-        outcome = outcome.name(),
-        status = http_status,
-        id = outcome.id(),
-        elapsed_ms = ms(elapsed),
-        database_ms = fields.database_time.map(ms),
-        event = fields.shape.map(Shape::as_str),
-        code_sha256 = fields.code_fingerprint.as_deref(),
-        state_payload = fields.state_payload.as_deref(),
-        reason = reason.as_deref(),
-        check = check;
-        "{message}"
-    );
-    emit_metrics(&metrics_line(
-        function_name,
+        message: &message,
+        outcome: outcome.name(),
+        status: http_status,
+        id: outcome.id(),
+        elapsed_ms: ms(elapsed),
+        database_ms: fields.database_time.map(ms),
+        event: fields.shape.map(Shape::as_str),
+        code_sha256: fields.code_fingerprint.as_deref(),
+        state_payload: fields.state_payload.as_deref(),
+        reason: reason.as_deref(),
+        check: match outcome {
+            Outcome::DatabaseFailed(e) => Some(e.failure.hint()),
+            _ => None,
+        },
+    });
+    let line = RequestLine {
+        log,
         request_id,
-        status,
-        elapsed.as_secs_f64() * 1000.0,
-        fields.database_time.map(|d| d.as_secs_f64() * 1000.0),
-    ));
+        metrics: Metrics::new(function_name, status, elapsed, fields.database_time),
+    };
+    let mut text = Vec::with_capacity(1024);
+    if serde_json::to_writer(&mut text, &line).is_ok() {
+        text.push(b'\n');
+        let _ = std::io::stdout().lock().write_all(&text);
+    }
+}
+
+#[derive(Serialize)]
+struct RequestLine<'a> {
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    log: Option<RequestLog<'a>>,
+    request_id: &'a str,
+    #[serde(flatten)]
+    metrics: Metrics<'a>,
+}
+
+/// The log fields of a request's line.
+#[derive(Serialize)]
+struct RequestLog<'a> {
+    level: &'static str,
+    target: &'static str,
+    message: &'a str,
+    outcome: &'static str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<i64>,
+    elapsed_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_payload: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<&'static str>,
 }
 
 struct JsonFields<'a>(&'a mut Map<String, Value>);
@@ -211,58 +252,112 @@ pub fn code_fingerprint(code: &str) -> String {
         .collect()
 }
 
-/// The EMF document of one request: the seed's invocation count, error count and latency (p50/p95 are
-/// CloudWatch statistics on `Latency`).
-pub fn metrics_line(
-    function_name: &str,
-    request_id: &str,
-    status: u16,
-    elapsed_ms: f64,
-    database_ms: Option<f64>,
-) -> Value {
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let mut metrics = vec![
-        json!({"Name": "Callbacks", "Unit": "Count"}),
-        json!({"Name": "Saved", "Unit": "Count"}),
-        json!({"Name": "Rejected", "Unit": "Count"}),
-        json!({"Name": "Errors", "Unit": "Count"}),
-        json!({"Name": "Latency", "Unit": "Milliseconds"}),
-    ];
-    let mut line = json!({
-        "_aws": {
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [{
-                "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["FunctionName"]],
-                "Metrics": [],
-            }],
-        },
-        "FunctionName": function_name,
-        "RequestId": request_id,
-        "Callbacks": 1,
-        "Saved": u8::from(status == 200),
-        "Rejected": u8::from((400..500).contains(&status)),
-        "Errors": u8::from(status >= 500),
-        "Latency": round_ms(elapsed_ms),
-    });
-    if let Some(ms) = database_ms {
-        metrics.push(json!({"Name": "DatabaseLatency", "Unit": "Milliseconds"}));
-        line["DatabaseLatency"] = round_ms(ms).into();
+/// The EMF document of one request: the specification's invocation count, error count and latency (p50/p95 are
+/// CloudWatch statistics on `Latency`), with `FunctionName` as the dimension.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Metrics<'a> {
+    #[serde(rename = "_aws")]
+    aws: Aws,
+    function_name: &'a str,
+    callbacks: u8,
+    saved: u8,
+    rejected: u8,
+    errors: u8,
+    latency: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_latency: Option<f64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Aws {
+    timestamp: u64,
+    cloud_watch_metrics: [Directive; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive {
+    namespace: &'static str,
+    dimensions: [[&'static str; 1]; 1],
+    metrics: &'static [Metric],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Metric {
+    name: &'static str,
+    unit: &'static str,
+}
+
+const COUNT: &str = "Count";
+const MS: &str = "Milliseconds";
+/// The metrics a request can have; the database's latency only when the request reached the database.
+const METRICS: [Metric; 6] = [
+    Metric {
+        name: "Callbacks",
+        unit: COUNT,
+    },
+    Metric {
+        name: "Saved",
+        unit: COUNT,
+    },
+    Metric {
+        name: "Rejected",
+        unit: COUNT,
+    },
+    Metric {
+        name: "Errors",
+        unit: COUNT,
+    },
+    Metric {
+        name: "Latency",
+        unit: MS,
+    },
+    Metric {
+        name: "DatabaseLatency",
+        unit: MS,
+    },
+];
+
+impl<'a> Metrics<'a> {
+    pub fn new(
+        function_name: &'a str,
+        status: u16,
+        elapsed: Duration,
+        database: Option<Duration>,
+    ) -> Self {
+        let ms = |d: Duration| round_ms(d.as_secs_f64() * 1000.0);
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Metrics {
+            aws: Aws {
+                timestamp,
+                cloud_watch_metrics: [Directive {
+                    namespace: METRICS_NAMESPACE,
+                    dimensions: [["FunctionName"]],
+                    metrics: if database.is_some() {
+                        &METRICS
+                    } else {
+                        &METRICS[..5]
+                    },
+                }],
+            },
+            function_name,
+            callbacks: 1,
+            saved: u8::from(status == 200),
+            rejected: u8::from((400..500).contains(&status)),
+            errors: u8::from(status >= 500),
+            latency: ms(elapsed),
+            database_latency: database.map(ms),
+        }
     }
-    line["_aws"]["CloudWatchMetrics"][0]["Metrics"] = Value::Array(metrics);
-    line
 }
 
 pub fn round_ms(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
-}
-
-/// Writes the metric line straight to stdout: it must not depend on the log level.
-pub fn emit_metrics(line: &Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
 }
 
 #[cfg(test)]

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use super::*;
 
 #[test]
@@ -39,18 +41,60 @@ fn libraries_log_at_info_at_most_whatever_the_filter() {
 }
 
 #[test]
-fn metrics_line_is_emf() {
-    let line = metrics_line("fn", "req-1", 500, 12.34567, Some(3.0));
+fn metrics_are_an_emf_document() {
+    let metrics = Metrics::new(
+        "fn",
+        500,
+        Duration::from_micros(12_345),
+        Some(Duration::from_millis(3)),
+    );
+    let line = serde_json::to_value(&metrics).unwrap();
     let directive = &line["_aws"]["CloudWatchMetrics"][0];
     assert_eq!(directive["Namespace"], METRICS_NAMESPACE);
-    for metric in directive["Metrics"].as_array().unwrap() {
-        let name = metric["Name"].as_str().unwrap();
+    assert_eq!(
+        directive["Dimensions"],
+        serde_json::json!([["FunctionName"]])
+    );
+    assert!(line["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
+    let names: Vec<&str> = directive["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Callbacks",
+            "Saved",
+            "Rejected",
+            "Errors",
+            "Latency",
+            "DatabaseLatency"
+        ]
+    );
+    for name in names {
         assert!(line[name].is_number(), "{name} has no value");
     }
-    assert_eq!(line["Errors"], 1);
-    assert_eq!(line["Latency"], 12.346);
+    assert_eq!(
+        (line["Errors"].as_u64(), line["Saved"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(line["Latency"], 12.345);
+    assert_eq!(line["FunctionName"], "fn");
     assert!(
         line.get("level").is_none(),
         "a level would let Lambda filter metrics away"
     );
+    // Without a database call, no DatabaseLatency is declared or given.
+    let line = serde_json::to_value(Metrics::new("fn", 403, Duration::ZERO, None)).unwrap();
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(line.get("DatabaseLatency").is_none());
+    assert_eq!(line["Rejected"], 1);
 }
