@@ -44,10 +44,10 @@ pub struct CancelTarget {
 
 impl CancelTarget {
     /// Blocking: a connection to the server, the key, and done.
-    pub fn send(self) {
-        let result = match self.tls {
+    pub fn send(&self) {
+        let result = match &self.tls {
             Tls::Off => self.token.cancel_query(NoTls),
-            Tls::On(connector) => self.token.cancel_query(connector),
+            Tls::On(connector) => self.token.cancel_query(connector.clone()),
         };
         if let Err(e) = result {
             log::warn!(target: "database", "the statement's cancel request failed: {e}");
@@ -58,7 +58,8 @@ impl CancelTarget {
 /// An open connection.
 struct Open {
     client: Client,
-    tls: Tls,
+    /// Made once per connection; handed to the async side for each statement.
+    cancel: Arc<CancelTarget>,
     /// The insert, prepared on this connection; `None` until the first use, or for good once a pooler has shown
     /// it does not keep prepared statements.
     insert: Option<Statement>,
@@ -132,11 +133,7 @@ impl Link {
                 "no connection to run on",
             ));
         };
-        let cancel = CancelTarget {
-            token: open.client.cancel_token(),
-            tls: open.tls.clone(),
-        };
-        if !progress.enter(Phase::Running, Some(cancel)) {
+        if !progress.enter(Phase::Running, Some(Arc::clone(&open.cancel))) {
             return Err(DatabaseError::new(Failure::Internal, "the request gave up"));
         }
         let result = open.store(code, state);
@@ -209,8 +206,11 @@ impl Link {
             result => result?,
         };
         self.open = Some(Open {
+            cancel: Arc::new(CancelTarget {
+                token: client.cancel_token(),
+                tls,
+            }),
             client,
-            tls,
             insert: None,
             unnamed_only: false,
         });

@@ -2,7 +2,7 @@
 //! reports (a phase begins, a statement ends); the async side decides when a bound has run out, sends the cancel
 //! and gives up. Neither wakes the other: the async side looks when its own timer fires.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::error::{Bound, DatabaseError, Failure};
@@ -22,7 +22,7 @@ struct State {
     phase: Phase,
     since: Instant,
     /// What stops the running statement, until a cancel is sent.
-    cancel: Option<CancelTarget>,
+    cancel: Option<Arc<CancelTarget>>,
     /// The request stopped waiting: start nothing new, and keep no connection it used.
     given_up: bool,
     /// A cancel request went out for the running statement: its connection is never used again, so a cancel that
@@ -39,7 +39,7 @@ pub enum Next {
     GiveUp(DatabaseError),
     /// The statement's bound ran out: send this cancel (unless one is already on its way), wait the grace, and
     /// give up with a statement timeout under this bound.
-    Cancel(Option<CancelTarget>, Bound),
+    Cancel(Option<Arc<CancelTarget>>, Bound),
 }
 
 impl Default for Progress {
@@ -68,7 +68,7 @@ impl Progress {
     }
 
     /// The blocking side begins a phase (a statement with what cancels it); `false` when the request gave up.
-    pub fn enter(&self, phase: Phase, cancel: Option<CancelTarget>) -> bool {
+    pub fn enter(&self, phase: Phase, cancel: Option<Arc<CancelTarget>>) -> bool {
         let mut state = self.state();
         state.enter(phase, cancel);
         !state.given_up
@@ -151,7 +151,7 @@ impl Progress {
 }
 
 impl State {
-    fn enter(&mut self, phase: Phase, cancel: Option<CancelTarget>) {
+    fn enter(&mut self, phase: Phase, cancel: Option<Arc<CancelTarget>>) {
         (self.phase, self.since, self.cancel) = (phase, Instant::now(), cancel);
     }
 }
