@@ -19,7 +19,20 @@ create unique index if not exists oauth_authorization_codes_code_key
 create unique index if not exists oauth_authorization_codes_state_key
     on cafe24.oauth_authorization_codes (state);
 
--- What the function's database user needs, and no more (run as the table's owner, with your role's name):
---   grant usage on schema cafe24 to callback_writer;
---   grant select, insert on cafe24.oauth_authorization_codes to callback_writer;
---   grant usage on sequence cafe24.oauth_authorization_codes_id_seq to callback_writer;
+-- What a pair that inserted nothing collided with, without handing out what is stored: the id of each row that
+-- holds the code or the state, and whether it holds each of them. Only a caller that already knows a code or a
+-- state learns anything, and never another row's values; so the function's role can do its job (a repeat gets the
+-- first id, a conflict says which of the two) with no SELECT on the code and state columns (sql/grants.sql).
+create or replace function cafe24.find_oauth_authorization_code(
+    find_code text,
+    find_state text,
+    out id bigint,
+    out same_code boolean,
+    out same_state boolean
+) returns setof record
+language sql stable security definer set search_path = pg_catalog as $$
+    select c.id, c.code = find_code, c.state = find_state
+      from cafe24.oauth_authorization_codes as c
+     where c.code = find_code or c.state = find_state
+$$;
+revoke all on function cafe24.find_oauth_authorization_code(text, text) from public;

@@ -14,15 +14,7 @@ const SESSION_TOKEN: &str = "session-token-of-the-role";
 fn database_with_role(password: &str) -> (TestDatabase, String) {
     let db = postgres::shared().unwrap().create_database().unwrap();
     let role = format!("{}_app", db.name);
-    db.connect()
-        .unwrap()
-        .batch_execute(&format!(
-            "create role {role} login password '{password}';
-             grant usage on schema cafe24 to {role};
-             grant select, insert on cafe24.oauth_authorization_codes to {role};
-             grant usage on all sequences in schema cafe24 to {role};"
-        ))
-        .unwrap();
+    db.create_writer(&role, password).unwrap();
     (db, role)
 }
 

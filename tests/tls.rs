@@ -41,15 +41,14 @@ fn tls_server() -> TlsServer {
     };
     let cluster = Cluster::start_with(options).unwrap();
     let db = cluster.create_database().unwrap();
-    db.connect()
-        .unwrap()
-        .batch_execute(&format!(
-            "create role {APP_USER} login password '{APP_PASSWORD}';
-             create role {IAM_USER} login;
-             grant usage on schema cafe24 to {APP_USER}, {IAM_USER};
-             grant select, insert on cafe24.oauth_authorization_codes to {APP_USER}, {IAM_USER};
-             grant usage on all sequences in schema cafe24 to {APP_USER}, {IAM_USER};"
-        ))
+    db.create_writer(APP_USER, APP_PASSWORD).unwrap();
+    // The IAM stand-in has no password: hba trusts it over TLS.
+    let mut admin = db.connect().unwrap();
+    admin
+        .batch_execute(&format!("create role {IAM_USER} login"))
+        .unwrap();
+    admin
+        .batch_execute(&postgres::grants_sql(IAM_USER).unwrap())
         .unwrap();
     TlsServer { certs, cluster, db }
 }

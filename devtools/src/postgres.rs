@@ -458,6 +458,13 @@ pub fn schema_sql() -> Result<String> {
     Ok(sql)
 }
 
+/// `sql/grants.sql` for `role`: what the function's database role is given, and no more.
+pub fn grants_sql(role: &str) -> Result<String> {
+    let path = workspace_root().join("sql/grants.sql");
+    let sql = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(sql.replace(":\"writer\"", &format!("\"{role}\"")))
+}
+
 /// A database in a cluster, with what a client needs to reach it.
 #[derive(Debug, Clone)]
 pub struct TestDatabase {
@@ -475,6 +482,19 @@ impl TestDatabase {
             ("PGPASSWORD".into(), SUPERUSER_PASSWORD.into()),
             ("PGDATABASE".into(), self.name.clone()),
         ]
+    }
+
+    /// A login role with `password`, given exactly what `sql/grants.sql` gives the function's role.
+    pub fn create_writer(&self, role: &str, password: &str) -> Result<()> {
+        let mut admin = self.connect()?;
+        admin
+            .batch_execute(&format!(
+                "create role \"{role}\" login password '{password}'"
+            ))
+            .map_err(|e| e.to_string())?;
+        admin
+            .batch_execute(&grants_sql(role)?)
+            .map_err(|e| format!("sql/grants.sql: {e}"))
     }
 
     pub fn connect(&self) -> Result<postgres::Client> {

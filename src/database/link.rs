@@ -23,9 +23,10 @@ use crate::extension::SecretsExtension;
 const INSERT_CODE: &str = "insert into cafe24.oauth_authorization_codes (code, state) values ($1, $2) \
                            on conflict do nothing returning id";
 
-/// Only when the insert did nothing: the rows the pair collided with (a repeat, or a conflict).
-const FIND_CODE: &str = "select id, code = $1, state = $2 from cafe24.oauth_authorization_codes \
-                         where code = $1 or state = $2";
+/// Only when the insert did nothing: the rows the pair collided with (a repeat, or a conflict). Through a function
+/// (sql/schema.sql), so that the function's role needs no right to read stored codes.
+const FIND_CODE: &str =
+    "select id, same_code, same_state from cafe24.find_oauth_authorization_code($1, $2)";
 
 const PAIR_TYPES: [Type; 2] = [Type::TEXT, Type::TEXT];
 
