@@ -6,10 +6,11 @@
 //! holds the full authorization code, the state's signature or a password, at any level.
 
 use std::io::Write;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::kv::{Key, Value as KvValue, VisitSource, VisitValue};
-use log::{Level, Metadata, Record};
+use log::{Level, LevelFilter, Metadata, Record};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -42,10 +43,30 @@ pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> String 
     .to_owned()
 }
 
+/// The lowest level Lambda itself keeps of a JSON line with a `level` (AWS_LAMBDA_LOG_LEVEL), whatever RUST_LOG
+/// lets through here. FATAL keeps no level this function writes.
+static LAMBDA_KEEPS: OnceLock<LevelFilter> = OnceLock::new();
+
+pub fn lambda_keeps(lambda_level: Option<&str>) -> LevelFilter {
+    match lambda_level
+        .map(|l| l.trim().to_ascii_uppercase())
+        .as_deref()
+    {
+        Some("DEBUG") => LevelFilter::Debug,
+        Some("INFO") => LevelFilter::Info,
+        Some("WARN") => LevelFilter::Warn,
+        Some("ERROR") => LevelFilter::Error,
+        Some("FATAL") => LevelFilter::Off,
+        _ => LevelFilter::Trace,
+    }
+}
+
 pub fn init_logger() {
+    let lambda_level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+    let _ = LAMBDA_KEEPS.set(lambda_keeps(lambda_level.as_deref()));
     let filter = log_filter(
         std::env::var("RUST_LOG").ok().as_deref(),
-        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        lambda_level.as_deref(),
     );
     let logger = env_logger::Builder::new()
         .parse_filters(&filter)
@@ -107,8 +128,10 @@ pub struct LogFields {
 }
 
 /// The request's line: its log fields and its CloudWatch Embedded Metric Format document in one JSON object, one
-/// write. When the level filter holds the request's level back, the line keeps only the metrics: no log level may
-/// drop them. `http_status` differs from the contract's status only when a redirect answered the request.
+/// write. No log level may drop the metrics: when the filter here holds the request's level back, the line keeps
+/// only the metrics (no `level`, which Lambda never filters); when it lets the level through but Lambda's own level
+/// would drop it (RUST_LOG let more through than AWS_LAMBDA_LOG_LEVEL), the metrics go on a line of their own.
+/// `http_status` differs from the contract's status only when a redirect answered the request.
 pub fn log_request(
     function_name: &str,
     request_id: &str,
@@ -124,13 +147,12 @@ pub fn log_request(
         _ => Level::Warn,
     };
     let ms = |d: Duration| round_ms(d.as_secs_f64() * 1000.0);
-    let logged = log::log_enabled!(target: "request", level);
     let reason = match outcome {
         Outcome::Misconfigured(e) => Some(e.to_string()),
         Outcome::DatabaseFailed(e) => Some(e.detail.clone()),
         _ => None,
     };
-    let log = logged.then(|| RequestLog {
+    let log = log::log_enabled!(target: "request", level).then(|| RequestLog {
         level: level.as_str(),
         target: "request",
         message: &message,
@@ -148,16 +170,30 @@ pub fn log_request(
             _ => None,
         },
     });
-    let line = RequestLine {
-        log,
-        request_id,
-        metrics: Metrics::new(function_name, status, elapsed, fields.database_time),
+    let metrics = Metrics::new(function_name, status, elapsed, fields.database_time);
+    let lambda_keeps_it = level <= *LAMBDA_KEEPS.get().unwrap_or(&LevelFilter::Trace);
+    let lines = match log {
+        Some(log) if lambda_keeps_it => [
+            Some(RequestLine::new(request_id, Some(log), Some(metrics))),
+            None,
+        ],
+        Some(log) => [
+            Some(RequestLine::new(request_id, Some(log), None)),
+            Some(RequestLine::new(request_id, None, Some(metrics))),
+        ],
+        None => [
+            Some(RequestLine::new(request_id, None, Some(metrics))),
+            None,
+        ],
     };
     let mut text = Vec::with_capacity(1024);
-    if serde_json::to_writer(&mut text, &line).is_ok() {
+    for line in lines.iter().flatten() {
+        if serde_json::to_writer(&mut text, line).is_err() {
+            return;
+        }
         text.push(b'\n');
-        let _ = std::io::stdout().lock().write_all(&text);
     }
+    let _ = std::io::stdout().lock().write_all(&text);
 }
 
 #[derive(Serialize)]
@@ -165,8 +201,18 @@ struct RequestLine<'a> {
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     log: Option<RequestLog<'a>>,
     request_id: &'a str,
-    #[serde(flatten)]
-    metrics: Metrics<'a>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    metrics: Option<Metrics<'a>>,
+}
+
+impl<'a> RequestLine<'a> {
+    fn new(request_id: &'a str, log: Option<RequestLog<'a>>, metrics: Option<Metrics<'a>>) -> Self {
+        RequestLine {
+            log,
+            request_id,
+            metrics,
+        }
+    }
 }
 
 /// The log fields of a request's line.

@@ -343,3 +343,21 @@ fn the_least_privileged_role_keeps_the_whole_contract_and_reads_no_code() {
         );
     }
 }
+
+#[test]
+fn metrics_get_a_line_of_their_own_where_lambda_would_drop_the_log_line() {
+    // RUST_LOG lets INFO through here, but Lambda itself drops JSON lines below ERROR: a merged line would take
+    // the metrics with it.
+    let db = postgres::shared().unwrap().create_database().unwrap();
+    let mut env = env_for(&db);
+    env.push(("RUST_LOG".into(), "info".into()));
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "ERROR".into()));
+    let (api, function) = start(&env);
+    let ok = api.invoke(&fixture("http-api", "success").unwrap(), TIMEOUT).unwrap();
+    assert_eq!(ok.status(), Some(200));
+    let metrics = function.request_metrics(&ok.request_id).unwrap();
+    assert!(metrics.get("level").is_none(), "{metrics}");
+    let log = function.request_log(&ok.request_id).unwrap();
+    assert_eq!(log["level"], "INFO");
+    assert!(log.get("_aws").is_none(), "{log}");
+}

@@ -98,3 +98,19 @@ fn metrics_are_an_emf_document() {
     assert!(line.get("DatabaseLatency").is_none());
     assert_eq!(line["Rejected"], 1);
 }
+
+#[test]
+fn lambda_keeps_what_its_own_level_admits() {
+    assert_eq!(
+        lambda_keeps(None),
+        LevelFilter::Trace,
+        "no level set: Lambda filters nothing"
+    );
+    assert_eq!(lambda_keeps(Some("info")), LevelFilter::Info);
+    assert_eq!(lambda_keeps(Some("ERROR")), LevelFilter::Error);
+    assert_eq!(
+        lambda_keeps(Some("FATAL")),
+        LevelFilter::Off,
+        "FATAL keeps no level the function writes"
+    );
+}
