@@ -15,6 +15,11 @@ use serde_json::Value;
 /// The secret the fixtures' states are signed with (README, "Local secret").
 pub const LOCAL_STATE_SECRET: &str = "local-dev-secret";
 
+/// The benchmark's floor statement (`bench`, `bare_insert`): the bare parameterised insert into the function's own
+/// table, its indexes and its notify trigger included, so the floor pays for the table as the function does.
+pub const BARE_INSERT: &str =
+    "insert into cafe24.oauth_authorization_codes (code, state) values ($1, $2) returning id";
+
 /// The three event shapes, each a folder of `events/`.
 pub const SHAPES: [&str; 3] = ["rest-api", "http-api", "function-url"];
 
