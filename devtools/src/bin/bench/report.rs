@@ -442,8 +442,8 @@ impl Report {
         });
         let throttled = match c.throttled {
             Some((periods, throttled, time)) => format!(
-                "- **the share held**: the group's `cpu.stat` at the end says it was throttled in {} of the {} \
-                 periods it ran in, {:.1} s in all.\n",
+                "- **the share held**: the group's `cpu.stat` at the end says it was throttled in {} of the\n  \
+                 {} periods it ran in, {:.1} s in all.\n",
                 grouped(throttled.into()),
                 grouped(periods.into()),
                 time.as_secs_f64()
