@@ -94,5 +94,8 @@ fn a_provider_error_comes_first() {
         Ok("declined None".into())
     );
     // An empty error counts as missing, like any empty value.
-    assert_eq!(parse(&[("error", "")]), Err("Missing params: code, state".into()));
+    assert_eq!(
+        parse(&[("error", "")]),
+        Err("Missing params: code, state".into())
+    );
 }
