@@ -56,15 +56,24 @@ impl CancelTarget {
     }
 }
 
+/// How the insert is sent on a connection.
+enum Insert {
+    /// The connection's first request sends it unnamed: one round trip, on the cold request, where every round
+    /// trip counts.
+    Fresh,
+    /// From the second request on, a statement prepared once: the server parses and plans it once.
+    Prepared(Option<Statement>),
+    /// Behind a pooler that does not keep named statements: unnamed for the connection's life.
+    Unnamed,
+}
+
 /// An open connection.
 struct Open {
     client: Client,
     /// Made once per connection; handed to the async side for each statement.
     cancel: Arc<CancelTarget>,
-    /// The insert, prepared on this connection; `None` until the first use, or for good once a pooler has shown
-    /// it does not keep prepared statements.
-    insert: Option<Statement>,
-    unnamed_only: bool,
+    /// How the insert goes out on this connection.
+    insert: Insert,
 }
 
 /// What an instance keeps between invocations.
@@ -212,8 +221,7 @@ impl Link {
                 tls,
             }),
             client,
-            insert: None,
-            unnamed_only: false,
+            insert: Insert::Fresh,
         });
         Ok(())
     }
@@ -269,8 +277,16 @@ impl Open {
     }
 
     fn insert(&mut self, pair: &[&(dyn ToSql + Sync); 2]) -> Result<Vec<Row>, postgres::Error> {
-        if !self.unnamed_only {
-            match self.prepared_insert(pair) {
+        let prepared = match &self.insert {
+            Insert::Fresh => {
+                self.insert = Insert::Prepared(None);
+                None
+            }
+            Insert::Prepared(statement) => Some(statement.clone()),
+            Insert::Unnamed => None,
+        };
+        if let Some(statement) = prepared {
+            match self.prepared_insert(statement, pair) {
                 // A pooler in transaction mode may run the prepare and the execute on different server
                 // connections. The insert did nothing then, so it is sent again, unnamed, from now on.
                 Err(e) if e.code().is_some_and(pooler_lost_it) => {
@@ -279,8 +295,7 @@ impl Open {
                         "the server does not keep prepared statements on this connection (a pooler in transaction \
                          mode?): sending the insert unnamed from now on"
                     );
-                    self.unnamed_only = true;
-                    self.insert = None;
+                    self.insert = Insert::Unnamed;
                 }
                 result => return result,
             }
@@ -291,14 +306,16 @@ impl Open {
 
     fn prepared_insert(
         &mut self,
+        statement: Option<Statement>,
         pair: &[&(dyn ToSql + Sync); 2],
     ) -> Result<Vec<Row>, postgres::Error> {
-        let statement = match &self.insert {
-            Some(statement) => statement.clone(),
-            None => self
-                .insert
-                .insert(self.client.prepare_typed(INSERT_CODE, &PAIR_TYPES)?)
-                .clone(),
+        let statement = match statement {
+            Some(statement) => statement,
+            None => {
+                let statement = self.client.prepare_typed(INSERT_CODE, &PAIR_TYPES)?;
+                self.insert = Insert::Prepared(Some(statement.clone()));
+                statement
+            }
         };
         self.client.query(&statement, pair)
     }
