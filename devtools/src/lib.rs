@@ -4,6 +4,7 @@
 pub mod botocore;
 pub mod certs;
 pub mod instance;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod runtime_api;
 pub mod secrets_extension;

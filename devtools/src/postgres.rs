@@ -66,14 +66,16 @@ fn is_root() -> bool {
 /// The account the server runs as when we are root.
 const NOBODY: u32 = 65534;
 
-fn as_server_user(command: &mut Command) -> &mut Command {
+/// As root, `command` runs as `nobody` (PostgreSQL and pgbouncer both refuse to run as root).
+pub(crate) fn as_server_user(command: &mut Command) -> &mut Command {
     if is_root() {
         command.uid(NOBODY).gid(NOBODY);
     }
     command
 }
 
-fn give_to_server_user(path: &Path) -> Result<()> {
+/// As root, `path` (recursively) goes to `nobody`, so that a server run by `as_server_user` can use it.
+pub(crate) fn give_to_server_user(path: &Path) -> Result<()> {
     if is_root() {
         let status = Command::new("chown")
             .args(["-R", &format!("{NOBODY}:{NOBODY}")])
@@ -123,7 +125,7 @@ pub fn free_port() -> Result<u16> {
 
 /// Children are spawned from one thread that lives as long as the process, with a parent-death signal:
 /// a server outlives neither a test process that panics nor one that is killed.
-fn spawn_owned(mut command: Command) -> Result<Child> {
+pub(crate) fn spawn_owned(mut command: Command) -> Result<Child> {
     type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
