@@ -103,11 +103,12 @@ fn run() -> Result<bool, String> {
             .unwrap_or_default()
             .to_owned();
         println!("{shown:<40} {:>3}  {body}  {mark}", status.unwrap_or(0));
-        std::thread::sleep(Duration::from_millis(20));
-        for line in function.lines_for(&invocation.request_id) {
-            if line.get("level").is_some() {
-                println!("{:<40}      log: {line}", "");
-            }
+        // The request's line: its log fields here; its metrics (the EMF document in the same line) left out.
+        if let Some(mut line) = function.request_log(&invocation.request_id)
+            && let Some(fields) = line.as_object_mut()
+        {
+            fields.retain(|key, _| key.starts_with(|c: char| c.is_ascii_lowercase()));
+            println!("{:<40}      log: {line}", "");
         }
     }
 
