@@ -4,7 +4,7 @@
 
 use devtools::certs::TestCertificates;
 use devtools::instance::{Answer, Instance, env};
-use devtools::postgres::{self, Cluster, Options, TestDatabase};
+use devtools::postgres::{self, Cluster, TestDatabase};
 
 const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_bootstrap");
 const APP_USER: &str = "app";
@@ -20,25 +20,10 @@ struct TlsServer {
 
 fn tls_server() -> TlsServer {
     let certs = TestCertificates::make().unwrap();
-    let options = Options {
-        config: vec![
-            "ssl = on".into(),
-            "ssl_cert_file = 'server.crt'".into(),
-            "ssl_key_file = 'server.key'".into(),
-        ],
-        // The tests' own superuser may use plain TCP; the function's users only TLS.
-        hba: Some(format!(
-            "local all all trust\n\
-             host all {su} 127.0.0.1/32 scram-sha-256\n\
-             hostssl all {APP_USER} 127.0.0.1/32 scram-sha-256\n\
-             hostssl all {IAM_USER} 127.0.0.1/32 trust\n",
-            su = postgres::SUPERUSER
-        )),
-        files: vec![
-            ("server.crt".into(), certs.read("server.crt").unwrap()),
-            ("server.key".into(), certs.read("server.key").unwrap()),
-        ],
-    };
+    // The tests' own superuser may use plain TCP; the function's users only TLS.
+    let options = certs
+        .tls_only(&[(APP_USER, "scram-sha-256"), (IAM_USER, "trust")])
+        .unwrap();
     let cluster = Cluster::start_with(options).unwrap();
     let db = cluster.create_database().unwrap();
     db.create_writer(APP_USER, APP_PASSWORD).unwrap();

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::postgres::{register_cleanup, temp_dir};
+use crate::postgres::{self, Options, register_cleanup, temp_dir};
 
 pub struct TestCertificates {
     pub dir: PathBuf,
@@ -81,6 +81,30 @@ impl TestCertificates {
 
     pub fn read(&self, name: &str) -> Result<Vec<u8>, String> {
         fs::read(self.path(name)).map_err(|e| format!("{name}: {e}"))
+    }
+    /// Cluster options as RDS with `rds.force_ssl = 1` is reached: `ssl = on` with the certificate for `localhost`,
+    /// each of `users` taken over TLS only (`hostssl`) with its auth method, and the tests' own superuser over plain
+    /// TCP.
+    pub fn tls_only(&self, users: &[(&str, &str)]) -> Result<Options, String> {
+        let mut hba = format!(
+            "local all all trust\nhost all {} 127.0.0.1/32 scram-sha-256\n",
+            postgres::SUPERUSER
+        );
+        for (user, method) in users {
+            hba.push_str(&format!("hostssl all {user} 127.0.0.1/32 {method}\n"));
+        }
+        Ok(Options {
+            config: vec![
+                "ssl = on".into(),
+                "ssl_cert_file = 'server.crt'".into(),
+                "ssl_key_file = 'server.key'".into(),
+            ],
+            hba: Some(hba),
+            files: vec![
+                ("server.crt".into(), self.read("server.crt")?),
+                ("server.key".into(), self.read("server.key")?),
+            ],
+        })
     }
 }
 

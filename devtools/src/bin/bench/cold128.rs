@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use devtools::LOCAL_STATE_SECRET;
 use devtools::certs::TestCertificates;
-use devtools::postgres::{self, Cluster, Options, TestDatabase};
+use devtools::postgres::{Cluster, TestDatabase};
 use devtools::runtime_api::{Function, RuntimeApi};
 use serde_json::Value;
 
@@ -367,24 +367,7 @@ struct TlsServer {
 impl TlsServer {
     fn start() -> Result<TlsServer, String> {
         let certs = TestCertificates::make()?;
-        let cluster = Cluster::start_with(Options {
-            config: vec![
-                "ssl = on".into(),
-                "ssl_cert_file = 'server.crt'".into(),
-                "ssl_key_file = 'server.key'".into(),
-            ],
-            // The benchmark's own superuser may use plain TCP; the function's user only TLS.
-            hba: Some(format!(
-                "local all all trust\n\
-                 host all {su} 127.0.0.1/32 scram-sha-256\n\
-                 hostssl all {APP_USER} 127.0.0.1/32 scram-sha-256\n",
-                su = postgres::SUPERUSER
-            )),
-            files: vec![
-                ("server.crt".into(), certs.read("server.crt")?),
-                ("server.key".into(), certs.read("server.key")?),
-            ],
-        })?;
+        let cluster = Cluster::start_with(certs.tls_only(&[(APP_USER, "scram-sha-256")])?)?;
         let db = cluster.create_database()?;
         // Exactly what sql/grants.sql gives the function's role; `bare_insert` logs in as the same role.
         db.create_writer(APP_USER, APP_PASSWORD)?;
