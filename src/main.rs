@@ -118,9 +118,12 @@ async fn callback(app: &App, event: &Value, deadline_ms: u64, fields: &mut LogFi
 
     // The state is checked before the database is touched.
     let deadline = deadline::for_invocation(deadline_ms);
-    let key_deadline =
-        (Instant::now() + STATE_KEY_READ).min(deadline.unwrap_or(Instant::now() + STATE_KEY_READ));
-    let key = match service.state_key.key(key_deadline).await {
+    let read_by = Instant::now() + STATE_KEY_READ;
+    let key = match service
+        .state_key
+        .key(deadline.map_or(read_by, |d| d.min(read_by)))
+        .await
+    {
         Ok(key) => key,
         Err(why) => return Outcome::Misconfigured(why),
     };
