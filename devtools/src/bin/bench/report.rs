@@ -463,8 +463,8 @@ impl Report {
              {t}\n\
              - **ours**: from spawning `bootstrap` to receiving its answer to its first invocation, a new code (the\n  \
                event is queued as the process starts): init, the state check, the connection (TLS verify-full,\n  \
-               SCRAM) and the insert, which ours prepares once per connection (the README, \"The database\"),\n  \
-               so its first request has one round trip more than the floor's.\n\
+               SCRAM) and the insert, which a connection's first request sends unnamed (`query_typed`, one round\n  \
+               trip, as the floor does; the README, \"The database\").\n\
              - **floor**: the hello world's cold callback measured the same way, plus `bare_insert`\n  \
                (`devtools/src/bin/bare_insert.rs`) in a fresh process of its own: the TLS configuration from the\n  \
                CA file, a connect with the same crates (`postgres`, `tokio-postgres-rustls`, rustls with ring) and\n  \
@@ -646,9 +646,9 @@ impl Report {
              {server}\n\
              The two ways to send the insert, measured: the bare insert prepared once and reused costs {prepared} at\n\
              p50 through the client, the unnamed statement of `query_typed` {typed} ({saved:+.3} ms: parsing and\n\
-             planning on every request). The function sends its insert as a statement prepared once per connection,\n\
-             and falls back to the unnamed `query_typed` behind a pooler that drops named statements: the README,\n\
-             \"The database\".\n",
+             planning on every request). The function sends a connection's first insert unnamed (the cold request\n\
+             counts every round trip) and from the second on a statement prepared once per connection; behind a\n\
+             pooler that drops named statements it stays with the unnamed `query_typed`: the README, \"The database\".\n",
             prepared = ms(warm.prepared.p50()),
             typed = ms(warm.typed.p50()),
             saved = saved * 1000.0,
