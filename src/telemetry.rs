@@ -1,5 +1,5 @@
-//! One JSON log line per request, and the seed's metrics (calls, errors, p50/p95 latency) as CloudWatch Embedded
-//! Metric Format lines, so they exist without an AWS SDK or a network call.
+//! One JSON line per request: its log fields, and the specification's metrics (calls, errors, p50/p95 latency) as
+//! a CloudWatch Embedded Metric Format document, so they exist without an AWS SDK or a network call.
 //!
 //! Every log line is a JSON object with a `level` key: only then does Lambda filter a custom runtime's lines by
 //! level (AWS_LAMBDA_LOG_FORMAT=JSON). The metric line has no `level`, so no log level can drop a metric. No line

@@ -1,6 +1,6 @@
 //! What went wrong with the database, for the log line only: the client sees a plain 500 that names no host,
-//! statement or credential. The seed's troubleshooting list (ECONNREFUSED -> VPC and security groups, and so on)
-//! lives here as each kind's hint.
+//! statement or credential. The specification's troubleshooting list (ECONNREFUSED -> VPC and security groups, and
+//! so on) lives here as each kind's hint.
 
 use std::fmt;
 use std::time::Duration;
