@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use devtools::postgres::temp_dir;
 use devtools::runtime_api::{Function, RuntimeApi};
 
-use crate::common::{Pairs, Section, check_saved};
+use crate::common::{Pairs, Section, check_answer};
 
 /// Per request under valgrind (tens of times slower), the first one with its connection.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -124,15 +124,7 @@ fn count(
                 function.output().join(" | ")
             )
         })?;
-        if must_save {
-            check_saved(&invocation)?;
-        } else if invocation.status() != Some(200) {
-            return Err(format!(
-                "{} did not answer 200: {:?}",
-                binary.display(),
-                invocation.reply
-            ));
-        }
+        check_answer(binary, &invocation, must_save)?;
     }
     drop(api);
     let ending = match wait_exit(&mut function, EXIT_WAIT) {

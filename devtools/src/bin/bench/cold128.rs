@@ -25,7 +25,7 @@ use devtools::postgres::{Cluster, TestDatabase};
 use devtools::runtime_api::{Function, RuntimeApi};
 use serde_json::Value;
 
-use crate::common::{Pairs, Samples, Section, TIMEOUT, check_saved};
+use crate::common::{Pairs, Samples, Section, TIMEOUT, check_answer};
 
 /// Where this machine mounts the cgroup v1 `cpu` controller.
 const CPU_CONTROLLER: &str = "/sys/fs/cgroup/cpu";
@@ -193,15 +193,7 @@ fn cold_callback(
         )
     })?;
     let elapsed = function.started.elapsed();
-    if must_save {
-        check_saved(&invocation)?;
-    } else if invocation.status() != Some(200) {
-        return Err(format!(
-            "{} did not answer 200: {:?}",
-            binary.display(),
-            invocation.reply
-        ));
-    }
+    check_answer(binary, &invocation, must_save)?;
     drop(function);
     Ok(elapsed)
 }

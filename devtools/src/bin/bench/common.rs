@@ -84,6 +84,25 @@ pub fn check_saved(invocation: &Invocation) -> Result<(), String> {
     }
 }
 
+/// A measured answer: our function must have saved a new pair, the hello world must have answered 200.
+pub fn check_answer(
+    binary: &std::path::Path,
+    invocation: &Invocation,
+    must_save: bool,
+) -> Result<(), String> {
+    if must_save {
+        return check_saved(invocation);
+    }
+    if invocation.status() != Some(200) {
+        return Err(format!(
+            "{} did not answer 200: {:?}",
+            binary.display(),
+            invocation.reply
+        ));
+    }
+    Ok(())
+}
+
 /// Peak resident set size of a live process, in bytes (`VmHWM` of `/proc/<pid>/status`, in KiB).
 pub fn vm_hwm(pid: u32) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
