@@ -17,7 +17,9 @@
 //!   in a fresh process (connect + store) against a bare connect + first `INSERT ... RETURNING` with the same crate
 //!   and connection kind, in this process;
 //! - `warm`: warm latency against the hello world's warm latency through the same server plus the bare
-//!   `INSERT ... RETURNING` round trip, sent both ways (`query_typed`, and a statement prepared once);
+//!   `INSERT ... RETURNING` round trip, sent both ways (`query_typed`, and a statement prepared once), and against
+//!   `hello_insert`, the hello world that stores a row (the bare insert, prepared once, on the card's blocking
+//!   client, per request);
 //! - `cold128`: the cold callback, spawn to first answer over TLS verify-full + SCRAM, under a 128 MB Lambda's
 //!   share of a core (a cgroup v1 `cpu` group; root only) and at full CPU, against the hello world's cold callback
 //!   plus `bare_insert` (a fresh process's connect + insert, timed inside it);
@@ -25,8 +27,8 @@
 //! - `artifacts`: peak RSS (VmHWM, read during the runs), binary size, and the deploy zips when `./build.sh`
 //!   exists.
 //!
-//! Warm requests run in interleaved blocks (ours, hello, the two bare loops, in turn), and cold starts alternate,
-//! so a busy machine slows every side alike rather than whichever ran last.
+//! Warm requests run in interleaved blocks (ours, hello, the two bare loops, `hello_insert`, in turn), and cold
+//! starts alternate, so a busy machine slows every side alike rather than whichever ran last.
 
 mod artifacts;
 mod callgrind;
@@ -124,6 +126,11 @@ fn run(options: &Options) -> Result<(), String> {
 
     let bootstrap = artifacts::cargo_build(&root, &["--bin", "bootstrap"], "bootstrap")?;
     let hello = artifacts::cargo_build(&root, &["-p", "lambda-hello", "--bin", "hello"], "hello")?;
+    let hello_insert = artifacts::cargo_build(
+        &root,
+        &["-p", "lambda-hello", "--bin", "hello_insert"],
+        "hello_insert",
+    )?;
     let bare_insert = artifacts::cargo_build(
         &root,
         &["-p", "devtools", "--bin", "bare_insert"],
@@ -169,7 +176,15 @@ fn run(options: &Options) -> Result<(), String> {
     eprintln!("{} cold starts of each binary ...", options.cold);
     let cold = cold::cold_starts(options.cold, &bootstrap, &hello, &env, &db, &mut pairs)?;
     eprintln!("{} warm requests of each kind ...", options.warm);
-    let warm = warm::warm_requests(options.warm, &bootstrap, &hello, &env, &db, &mut pairs)?;
+    let warm = warm::warm_requests(
+        options.warm,
+        &bootstrap,
+        &hello,
+        &hello_insert,
+        &env,
+        &db,
+        &mut pairs,
+    )?;
     let instructions = match options.callgrind {
         None => Section::Skipped("--no-callgrind".into()),
         Some((n1, n2)) => callgrind::instructions(n1, n2, &bootstrap, &hello, &env, &mut pairs)?,

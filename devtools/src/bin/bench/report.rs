@@ -267,6 +267,30 @@ impl Report {
                 ],
             );
         }
+        for (p, name) in [(0.50, "p50"), (0.95, "p95"), (0.99, "p99")] {
+            let (ours, floor) = (warm.ours.pct(p), warm.hello_insert.pct(p));
+            row(
+                &mut t,
+                &[
+                    &format!("warm {name}, against the hello world that stores a row"),
+                    &ms(ours),
+                    &format!("{} `hello_insert`", ms(floor)),
+                    &times(ours, floor),
+                    "",
+                ],
+            );
+        }
+        let alone = warm.hello_insert.p50();
+        row(
+            &mut t,
+            &[
+                "warm p50 of the hello world that stores a row, against the sum",
+                &format!("{} `hello_insert`", ms(alone)),
+                &ms(floor(0.50)),
+                &times(alone, floor(0.50)),
+                "",
+            ],
+        );
         row(
             &mut t,
             &[
@@ -348,6 +372,14 @@ impl Report {
                the two ways to send it (below) was cheaper; the pX of the floor is the sum of the two pX. The\n  \
                function's statement also tells a repeat from a conflict (docs/decisions.md, D5) in the same round\n  \
                trip, so part of the distance is its price.\n\
+             - **the hello world that stores a row** (`hello_insert`, `devtools/hello/src/bin/hello_insert.rs`): the\n  \
+               same floor as one function, measured like ours: per request the hello world hands the bare insert,\n  \
+               prepared once per connection, to the card's `postgres` client on tokio's blocking pool, and answers\n  \
+               with the id; no decoding, no state check, no bounds, no log line. The sum above times the insert back\n  \
+               to back in a loop, where the server's backend and the client never go idle; one insert per request\n  \
+               comes after a pause and, on this machine, shares two CPUs with the Runtime API server. So the sum is\n  \
+               not a floor any function reaches: the last row is the hello world that stores a row against it, and\n  \
+               ours against `hello_insert` is what the function's own code costs.\n\
              - **peak RSS**: the highest VmHWM of any of our processes in the run, read from `/proc/<pid>/status`\n  \
                while it was alive (the warm one served {warm_total} requests). MB = 1,000,000 bytes.\n\
              - **zips**: `./build.sh --arch arm64|x86_64` (target/lambda/<arch>/deploy.zip), when the script exists.\n",
@@ -587,6 +619,10 @@ impl Report {
         );
         line("hello world, warm, through the Runtime API", &warm.hello);
         line(
+            "the hello world that stores a row (`hello_insert`), warm, through the Runtime API",
+            &warm.hello_insert,
+        );
+        line(
             "bare `INSERT ... RETURNING`, `query_typed` (unnamed statement, one round trip)",
             &warm.typed,
         );
@@ -628,7 +664,7 @@ impl Report {
             Some((calls, exec, plan)) => {
                 let _ = writeln!(
                     server,
-                    "- the bare `INSERT ... RETURNING` (both ways): {}",
+                    "- the bare `INSERT ... RETURNING` (both ways, and `hello_insert`'s): {}",
                     per_call(calls, exec, plan)
                 );
             }

@@ -16,6 +16,8 @@ use crate::common::{Pairs, Samples, TIMEOUT, check_saved, vm_hwm};
 pub const WARM_UP: usize = 200;
 /// Warm requests are timed in this many interleaved blocks.
 pub const BLOCKS: usize = 10;
+/// Ours, the hello world, the bare insert both ways, and the hello world that stores a row.
+const KINDS: usize = 5;
 
 pub struct Warm {
     pub ours: Samples,
@@ -23,6 +25,8 @@ pub struct Warm {
     pub ours_handler: Samples,
     pub ours_database: Samples,
     pub hello: Samples,
+    /// The hello world that stores a row (`devtools/hello/src/bin/hello_insert.rs`): the floor as a function.
+    pub hello_insert: Samples,
     pub typed: Samples,
     pub prepared: Samples,
     pub ours_hwm: u64,
@@ -69,6 +73,7 @@ pub fn warm_requests(
     requests: usize,
     bootstrap: &Path,
     hello: &Path,
+    hello_insert: &Path,
     env: &[(String, String)],
     db: &TestDatabase,
     pairs: &mut Pairs,
@@ -77,6 +82,8 @@ pub fn warm_requests(
     let ours = Function::start(bootstrap, &ours_api, env)?;
     let hello_api = RuntimeApi::start()?;
     let hello_fn = Function::start(hello, &hello_api, env)?;
+    let insert_api = RuntimeApi::start()?;
+    let _insert_fn = Function::start(hello_insert, &insert_api, env)?;
     let mut typed_client = db.connect()?;
     let mut prepared_client = db.connect()?;
     let prepared = prepared_client
@@ -87,16 +94,22 @@ pub fn warm_requests(
     // Each kind: one request, its round trip.
     let mut one = |kind: usize, pairs: &mut Pairs, timed: bool| -> Result<Duration, String> {
         match kind {
-            0 | 1 => {
-                let (api, must_save) = if kind == 0 {
-                    (&ours_api, true)
-                } else {
-                    (&hello_api, false)
+            0 | 1 | 4 => {
+                let (api, must_save) = match kind {
+                    0 => (&ours_api, true),
+                    1 => (&hello_api, false),
+                    _ => (&insert_api, false),
                 };
                 let event = pairs.event();
                 let sent = Instant::now();
                 let invocation = api.invoke(&event, TIMEOUT)?;
                 let elapsed = sent.elapsed();
+                if kind == 4 && invocation.status() != Some(200) {
+                    return Err(format!(
+                        "hello_insert did not store: {:?}",
+                        invocation.reply
+                    ));
+                }
                 if must_save {
                     check_saved(&invocation)?;
                     if timed {
@@ -113,7 +126,7 @@ pub fn warm_requests(
                     .map_err(|e| e.to_string())?;
                 Ok(sent.elapsed())
             }
-            _ => {
+            3 => {
                 let (code, state) = pairs.pair();
                 let sent = Instant::now();
                 prepared_client
@@ -121,10 +134,11 @@ pub fn warm_requests(
                     .map_err(|e| e.to_string())?;
                 Ok(sent.elapsed())
             }
+            _ => Err(format!("no kind {kind}")),
         }
     };
 
-    for kind in 0..4 {
+    for kind in 0..KINDS {
         for _ in 0..WARM_UP {
             one(kind, pairs, false)?;
         }
@@ -133,11 +147,11 @@ pub fn warm_requests(
     admin
         .batch_execute("select pg_stat_statements_reset()")
         .map_err(|e| e.to_string())?;
-    let mut samples: [Vec<Duration>; 4] = Default::default();
+    let mut samples: [Vec<Duration>; KINDS] = Default::default();
     let per_block = requests.div_ceil(BLOCKS);
     for block in 0..BLOCKS {
-        for turn in 0..4 {
-            let kind = (block + turn) % 4;
+        for turn in 0..KINDS {
+            let kind = (block + turn) % KINDS;
             for _ in 0..per_block {
                 samples[kind].push(one(kind, pairs, true)?);
             }
@@ -168,12 +182,13 @@ pub fn warm_requests(
         handler.extend(ms("elapsed_ms"));
         database.extend(ms("database_ms"));
     }
-    let [ours_s, hello_s, typed_s, prepared_s] = samples.map(Samples::new);
+    let [ours_s, hello_s, typed_s, prepared_s, insert_s] = samples.map(Samples::new);
     Ok(Warm {
         ours: ours_s,
         ours_handler: Samples::new(handler),
         ours_database: Samples::new(database),
         hello: hello_s,
+        hello_insert: insert_s,
         typed: typed_s,
         prepared: prepared_s,
         ours_hwm,
