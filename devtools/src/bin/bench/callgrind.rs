@@ -36,6 +36,7 @@ pub struct Instructions {
     pub n2: usize,
     pub ours: Runs,
     pub hello: Runs,
+    pub hello_insert: Runs,
 }
 
 impl Instructions {
@@ -50,6 +51,7 @@ pub fn instructions(
     n2: usize,
     bootstrap: &Path,
     hello: &Path,
+    hello_insert: &Path,
     env: &[(String, String)],
     pairs: &mut Pairs,
 ) -> Result<Section<Instructions>, String> {
@@ -72,24 +74,25 @@ pub fn instructions(
         let out = dir.0.join(format!("{name}-{requests}.out"));
         count(binary, env, requests, pairs, must_save, &out)
     };
-    let (ours_short, ours_short_end) = run(bootstrap, "ours", n1, true)?;
-    let (hello_short, hello_short_end) = run(hello, "hello", n1, false)?;
-    let (ours_long, ours_long_end) = run(bootstrap, "ours", n2, true)?;
-    let (hello_long, hello_long_end) = run(hello, "hello", n2, false)?;
+    let mut both = |binary: &Path, name: &str, must_save: bool| -> Result<Runs, String> {
+        let (short, short_end) = run(binary, name, n1, must_save)?;
+        let (long, long_end) = run(binary, name, n2, must_save)?;
+        Ok(Runs {
+            short,
+            long,
+            endings: [short_end, long_end],
+        })
+    };
+    let ours = both(bootstrap, "ours", true)?;
+    let hello = both(hello, "hello", false)?;
+    let hello_insert = both(hello_insert, "hello_insert", false)?;
     Ok(Section::Measured(Instructions {
         valgrind,
         n1,
         n2,
-        ours: Runs {
-            short: ours_short,
-            long: ours_long,
-            endings: [ours_short_end, ours_long_end],
-        },
-        hello: Runs {
-            short: hello_short,
-            long: hello_long,
-            endings: [hello_short_end, hello_long_end],
-        },
+        ours,
+        hello,
+        hello_insert,
     }))
 }
 

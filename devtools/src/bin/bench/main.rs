@@ -187,7 +187,9 @@ fn run(options: &Options) -> Result<(), String> {
     )?;
     let instructions = match options.callgrind {
         None => Section::Skipped("--no-callgrind".into()),
-        Some((n1, n2)) => callgrind::instructions(n1, n2, &bootstrap, &hello, &env, &mut pairs)?,
+        Some((n1, n2)) => {
+            callgrind::instructions(n1, n2, &bootstrap, &hello, &hello_insert, &env, &mut pairs)?
+        }
     };
     drop(cluster);
 

@@ -535,6 +535,7 @@ impl Report {
             Section::Measured(i) => i,
         };
         let (ours, hello) = (i.per_request(&i.ours), i.per_request(&i.hello));
+        let hello_insert = i.per_request(&i.hello_insert);
         let mut t = String::new();
         row(
             &mut t,
@@ -546,7 +547,15 @@ impl Report {
             ],
         );
         row(&mut t, &["---", "---:", "---:", "---:"]);
-        for (name, runs, per) in [("ours", &i.ours, ours), ("hello world", &i.hello, hello)] {
+        for (name, runs, per) in [
+            ("ours", &i.ours, ours),
+            ("hello world", &i.hello, hello),
+            (
+                "`hello_insert`: the hello world that stores a row",
+                &i.hello_insert,
+                hello_insert,
+            ),
+        ] {
             row(
                 &mut t,
                 &[
@@ -566,6 +575,15 @@ impl Report {
                 &grouped((ours - hello).round() as i128),
             ],
         );
+        row(
+            &mut t,
+            &[
+                "ours - `hello_insert`: the function's own work beyond a bare insert",
+                &grouped(i128::from(i.ours.short) - i128::from(i.hello_insert.short)),
+                &grouped(i128::from(i.ours.long) - i128::from(i.hello_insert.long)),
+                &grouped((ours - hello_insert).round() as i128),
+            ],
+        );
         let _ = write!(
             out,
             "A figure that load on the machine does not move: each binary runs under `valgrind --tool=callgrind`\n\
@@ -574,13 +592,15 @@ impl Report {
              server goes away, the function's next `/next` fails and the process exits on its own, and callgrind\n\
              writes its total. (I(N2) - I(N1)) / (N2 - N1) cancels start-up, the first connection and the exit.\n\n\
              {t}\n\
-             The difference is what the function does beyond the runtime's round trip: the event's parameters,\n\
-             the state's signature, the statement on the client side, the answer and the log line. The server's\n\
-             side of the statement is in another process and is not counted. How the runs ended (N1, N2): ours\n\
-             {oe}, hello world {he}.\n",
+             The first difference is what the function does beyond the runtime's round trip: the event's\n\
+             parameters, the state's signature, the statement on the client side, the answer and the log line; the\n\
+             second leaves out the statement's client side and the blocking-pool hop, which `hello_insert` has too.\n\
+             The server's side of the statement is in another process and is not counted. How the runs ended (N1,\n\
+             N2): ours {oe}, hello world {he}, `hello_insert` {hie}.\n",
             valgrind = i.valgrind,
             oe = i.ours.endings.join(" and "),
             he = i.hello.endings.join(" and "),
+            hie = i.hello_insert.endings.join(" and "),
         );
         out
     }
