@@ -10,6 +10,7 @@ mod database;
 mod deadline;
 mod event;
 mod extension;
+mod hex;
 mod mint;
 mod params;
 mod rds_iam;

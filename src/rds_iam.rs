@@ -10,6 +10,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, Lookup};
+use crate::hex::hex;
 use crate::secret::Secret;
 
 /// RDS accepts a token for 15 minutes; it is only checked when a connection is opened.
@@ -101,10 +102,6 @@ fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
         .unwrap_or_else(|_| Hmac::<Sha256>::new(&Default::default()));
     mac.update(message);
     mac.finalize().into_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// SigV4's URI encoding: everything but `A-Z a-z 0-9 - _ . ~` as `%XX`, upper case.
