@@ -566,24 +566,28 @@ impl Report {
                 ],
             );
         }
-        row(
-            &mut t,
-            &[
+        for (name, floor, per) in [
+            (
                 "ours - hello world: the function's own work",
-                &grouped(i128::from(i.ours.short) - i128::from(i.hello.short)),
-                &grouped(i128::from(i.ours.long) - i128::from(i.hello.long)),
-                &grouped((ours - hello).round() as i128),
-            ],
-        );
-        row(
-            &mut t,
-            &[
+                &i.hello,
+                hello,
+            ),
+            (
                 "ours - `hello_insert`: the function's own work beyond a bare insert",
-                &grouped(i128::from(i.ours.short) - i128::from(i.hello_insert.short)),
-                &grouped(i128::from(i.ours.long) - i128::from(i.hello_insert.long)),
-                &grouped((ours - hello_insert).round() as i128),
-            ],
-        );
+                &i.hello_insert,
+                hello_insert,
+            ),
+        ] {
+            row(
+                &mut t,
+                &[
+                    name,
+                    &grouped(i128::from(i.ours.short) - i128::from(floor.short)),
+                    &grouped(i128::from(i.ours.long) - i128::from(floor.long)),
+                    &grouped((ours - per).round() as i128),
+                ],
+            );
+        }
         let _ = write!(
             out,
             "A figure that load on the machine does not move: each binary runs under `valgrind --tool=callgrind`\n\
