@@ -10,7 +10,7 @@ use devtools::postgres::TestDatabase;
 use devtools::runtime_api::{Function, RuntimeApi};
 use serde_json::Value;
 
-use crate::common::{Pairs, Samples, TIMEOUT, check_saved, vm_hwm};
+use crate::common::{Pairs, Samples, TIMEOUT, check_answer, vm_hwm};
 
 /// Warm requests of each kind before timing starts: connections open, caches and the planner warm.
 pub const WARM_UP: usize = 200;
@@ -96,26 +96,18 @@ pub fn warm_requests(
     let mut one = |kind: usize, pairs: &mut Pairs, timed: bool| -> Result<Duration, String> {
         match kind {
             0 | 1 | 4 => {
-                let (api, must_save) = match kind {
-                    0 => (&ours_api, true),
-                    1 => (&hello_api, false),
-                    _ => (&insert_api, false),
+                let (api, binary, must_save) = match kind {
+                    0 => (&ours_api, bootstrap, true),
+                    1 => (&hello_api, hello, false),
+                    _ => (&insert_api, hello_insert, false),
                 };
                 let event = pairs.event();
                 let sent = Instant::now();
                 let invocation = api.invoke(&event, TIMEOUT)?;
                 let elapsed = sent.elapsed();
-                if kind == 4 && invocation.status() != Some(200) {
-                    return Err(format!(
-                        "hello_insert did not store: {:?}",
-                        invocation.reply
-                    ));
-                }
-                if must_save {
-                    check_saved(&invocation)?;
-                    if timed {
-                        timed_ids.insert(invocation.request_id);
-                    }
+                check_answer(binary, &invocation, must_save)?;
+                if must_save && timed {
+                    timed_ids.insert(invocation.request_id);
                 }
                 Ok(elapsed)
             }
