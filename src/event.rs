@@ -1,7 +1,10 @@
 //! The HTTP request inside a Lambda event, whichever front door it came through: API Gateway REST
 //! (payload 1.0), HTTP API (payload 2.0) or a function URL (2.0 shape). The shape is detected, not configured.
 
-use serde_json::{Map, Value};
+mod json;
+
+pub use json::{Event, Loose};
+use json::{List, Params};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
@@ -48,18 +51,18 @@ pub enum EventError {
 }
 
 impl HttpRequest {
-    pub fn from_event(event: &Value) -> Result<Self, EventError> {
-        let event = event.as_object().ok_or(EventError::NotHttp)?;
-        let context = event.get("requestContext").and_then(Value::as_object);
-        if event.get("version").and_then(Value::as_str) == Some("2.0") {
+    pub fn from_event(event: &Loose<Event>) -> Result<Self, EventError> {
+        let Loose::Is(event) = event else {
+            return Err(EventError::NotHttp);
+        };
+        let context = event.request_context.get();
+        if event.version.get().is_some_and(|v| v == "2.0") {
             let method = context
-                .and_then(|c| c.get("http"))
-                .and_then(|h| h.get("method"))
-                .and_then(Value::as_str)
+                .and_then(|c| c.http.get())
+                .and_then(|h| h.method.get())
                 .ok_or(EventError::NotHttp)?;
             let is_function_url = context
-                .and_then(|c| c.get("domainName"))
-                .and_then(Value::as_str)
+                .and_then(|c| c.domain_name.get())
                 .is_some_and(|d| d.contains(".lambda-url."));
             return Ok(HttpRequest {
                 shape: if is_function_url {
@@ -67,22 +70,19 @@ impl HttpRequest {
                 } else {
                     Shape::HttpApi
                 },
-                method: method.to_owned(),
+                method: method.clone(),
                 query: v2_query(event)?,
             });
         }
-        let method = event
-            .get("httpMethod")
-            .and_then(Value::as_str)
-            .ok_or(EventError::NotHttp)?;
-        let shape = if context.is_some_and(|c| c.contains_key("elb")) {
+        let method = event.http_method.get().ok_or(EventError::NotHttp)?;
+        let shape = if context.is_some_and(|c| c.elb) {
             Shape::LoadBalancer
         } else {
             Shape::RestApi
         };
         Ok(HttpRequest {
             shape,
-            method: method.to_owned(),
+            method: method.clone(),
             query: v1_query(event, shape == Shape::LoadBalancer)?,
         })
     }
@@ -98,53 +98,50 @@ impl HttpRequest {
 
 /// 2.0 keeps the query exactly as sent in `rawQueryString`; `queryStringParameters` joins repeated values with
 /// commas, which would hide a repeated `code`, so it is only a fallback for events without the raw string.
-fn v2_query(event: &Map<String, Value>) -> Result<Vec<(String, String)>, EventError> {
-    match event.get("rawQueryString") {
-        Some(Value::String(raw)) => Ok(form_urlencoded::parse(raw.as_bytes())
+fn v2_query(event: &Event) -> Result<Vec<(String, String)>, EventError> {
+    match &event.raw_query_string {
+        Loose::Is(raw) => Ok(form_urlencoded::parse(raw.as_bytes())
             .into_owned()
             .collect()),
-        Some(Value::Null) | None => single_values(event.get("queryStringParameters"), false),
-        Some(_) => Err(EventError::MalformedQuery),
+        Loose::Null | Loose::Missing => single_values(&event.query_string_parameters, false),
+        Loose::Other => Err(EventError::MalformedQuery),
     }
 }
 
 /// 1.0 gives `multiValueQueryStringParameters` (every value) beside `queryStringParameters` (the last one);
 /// the multi-value map is the one that can show a repeat.
-fn v1_query(
-    event: &Map<String, Value>,
-    encoded: bool,
-) -> Result<Vec<(String, String)>, EventError> {
-    match event.get("multiValueQueryStringParameters") {
-        Some(Value::Object(map)) => {
+fn v1_query(event: &Event, encoded: bool) -> Result<Vec<(String, String)>, EventError> {
+    match &event.multi_value_query_string_parameters {
+        Loose::Is(Params(params)) => {
             let mut query = Vec::new();
-            for (name, values) in map {
-                let values = values.as_array().ok_or(EventError::MalformedQuery)?;
+            for (name, values) in params {
+                let List(values) = values.get().ok_or(EventError::MalformedQuery)?;
                 for value in values {
-                    let value = value.as_str().ok_or(EventError::MalformedQuery)?;
+                    let value = value.get().ok_or(EventError::MalformedQuery)?;
                     query.push(decode_pair(name, value, encoded));
                 }
             }
             Ok(query)
         }
-        Some(Value::Null) | None => single_values(event.get("queryStringParameters"), encoded),
-        Some(_) => Err(EventError::MalformedQuery),
+        Loose::Null | Loose::Missing => single_values(&event.query_string_parameters, encoded),
+        Loose::Other => Err(EventError::MalformedQuery),
     }
 }
 
 fn single_values(
-    params: Option<&Value>,
+    params: &Loose<Params<String>>,
     encoded: bool,
 ) -> Result<Vec<(String, String)>, EventError> {
     match params {
-        Some(Value::Object(map)) => map
+        Loose::Is(Params(params)) => params
             .iter()
             .map(|(name, value)| {
-                let value = value.as_str().ok_or(EventError::MalformedQuery)?;
+                let value = value.get().ok_or(EventError::MalformedQuery)?;
                 Ok(decode_pair(name, value, encoded))
             })
             .collect(),
-        Some(Value::Null) | None => Ok(Vec::new()),
-        Some(_) => Err(EventError::MalformedQuery),
+        Loose::Null | Loose::Missing => Ok(Vec::new()),
+        Loose::Other => Err(EventError::MalformedQuery),
     }
 }
 
@@ -161,4 +158,4 @@ fn decode_pair(name: &str, value: &str, encoded: bool) -> (String, String) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

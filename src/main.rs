@@ -23,12 +23,11 @@ mod telemetry;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 
 use config::{ConfigError, Lookup};
 use contract::{Outcome, Response};
 use database::{Database, Settings, Stored};
-use event::HttpRequest;
+use event::{Event, HttpRequest, Loose};
 use extension::SecretsExtension;
 use params::Callback;
 use redirect::Redirects;
@@ -74,7 +73,7 @@ impl Service {
     }
 }
 
-async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Response, Error> {
+async fn handle(app: &App, event: LambdaEvent<Loose<Event>>) -> Result<Response, Error> {
     let started = Instant::now();
     let mut fields = LogFields::default();
     let outcome = callback(app, &event.payload, event.context.deadline, &mut fields).await;
@@ -91,7 +90,12 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Response, Error>
     Ok(response)
 }
 
-async fn callback(app: &App, event: &Value, deadline_ms: u64, fields: &mut LogFields) -> Outcome {
+async fn callback(
+    app: &App,
+    event: &Loose<Event>,
+    deadline_ms: u64,
+    fields: &mut LogFields,
+) -> Outcome {
     let service = match &app.service {
         Ok(service) => service,
         Err(why) => return Outcome::Misconfigured(why.clone()),

@@ -93,9 +93,12 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn call_async(app: &App, event: Value) -> Answer {
-    let response = handle(app, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
+    let response = handle(
+        app,
+        LambdaEvent::new(event::tests::parse(&event), Context::default()),
+    )
+    .await
+    .unwrap();
     let response = serde_json::to_value(&response).unwrap();
     Answer {
         status: response["statusCode"].as_u64().unwrap() as u16,

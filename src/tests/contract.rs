@@ -48,7 +48,7 @@ fn every_fixture_gets_its_status_and_the_table_holds_one_row_per_shape() {
     );
     for (shape, (_, code, state)) in SHAPES.iter().zip(&rows) {
         let event = fixture(shape, "success").unwrap();
-        let request = HttpRequest::from_event(&event).unwrap();
+        let request = HttpRequest::from_event(&crate::event::tests::parse(&event)).unwrap();
         assert_eq!(Some(code.as_str()), request.values("code").next());
         assert_eq!(Some(state.as_str()), request.values("state").next());
     }
