@@ -3,6 +3,10 @@
 //! (I(N2) - I(N1)) / (N2 - N1) cancels start-up, the first connection and exit. `I` is callgrind's total of
 //! executed instructions (`Ir`) over every thread of the process.
 //!
+//! With `--callgrind-keep DIR` the files stay in DIR, named `<binary>-<requests>.out`: `callgrind_annotate` on
+//! both runs of a binary says where its instructions go (build with symbols for names:
+//! `CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only`).
+//!
 //! Callgrind writes its file when the process exits, not when it is killed: the server is dropped, the function's
 //! next `/next` fails, and `lambda_runtime::run` returns its error, so `bootstrap` and the hello world end on their
 //! own. A process that does not gets SIGTERM, on which valgrind still writes the file; the report says how each
@@ -46,14 +50,15 @@ impl Instructions {
     }
 }
 
+/// `(n1, n2)`: the warm requests of each binary's two runs.
 pub fn instructions(
-    n1: usize,
-    n2: usize,
+    (n1, n2): (usize, usize),
     bootstrap: &Path,
     hello: &Path,
     hello_insert: &Path,
     env: &[(String, String)],
     pairs: &mut Pairs,
+    keep: Option<&Path>,
 ) -> Result<Section<Instructions>, String> {
     let valgrind = match Command::new("valgrind").arg("--version").output() {
         Ok(output) if output.status.success() => {
@@ -69,9 +74,21 @@ pub fn instructions(
         "instructions per warm request: {valgrind} --tool=callgrind, {n1} and {n2} warm requests of each binary \
          (each run ends when its server goes away: an error about the closed connection is expected) ..."
     );
-    let dir = OutDir(temp_dir("callgrind")?);
+    let dir = match keep {
+        Some(keep) => {
+            std::fs::create_dir_all(keep).map_err(|e| format!("{}: {e}", keep.display()))?;
+            OutDir {
+                path: keep.to_path_buf(),
+                remove: false,
+            }
+        }
+        None => OutDir {
+            path: temp_dir("callgrind")?,
+            remove: true,
+        },
+    };
     let mut run = |binary: &Path, name: &str, requests: usize, must_save: bool| {
-        let out = dir.0.join(format!("{name}-{requests}.out"));
+        let out = dir.path.join(format!("{name}-{requests}.out"));
         count(binary, env, requests, pairs, must_save, &out)
     };
     let mut both = |binary: &Path, name: &str, must_save: bool| -> Result<Runs, String> {
@@ -96,12 +113,17 @@ pub fn instructions(
     }))
 }
 
-/// The callgrind files' directory, removed when dropped.
-struct OutDir(PathBuf);
+/// The callgrind files' directory, removed when dropped unless it was asked for.
+struct OutDir {
+    path: PathBuf,
+    remove: bool,
+}
 
 impl Drop for OutDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
 }
 

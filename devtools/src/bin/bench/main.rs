@@ -8,8 +8,8 @@
 //! Options: `--cold N` cold starts of each binary (default 100), `--warm N` timed warm requests of each kind
 //! (default 3000), `--cold128 N` rounds of the cold callback under a 128 MB Lambda's CPU share (default 30, 0
 //! skips it), `--callgrind N1,N2` warm requests of the two runs under callgrind (default 100,600) or
-//! `--no-callgrind`, `--write PATH` (keeps the file's history section), `--no-zip` (skip `./build.sh` even when
-//! it exists).
+//! `--no-callgrind`, `--callgrind-keep DIR` (keep callgrind's files there, for `callgrind_annotate`), `--write PATH`
+//! (keeps the file's history section), `--no-zip` (skip `./build.sh` even when it exists).
 //!
 //! What it compares (each module measures one section of the report):
 //! - `cold`: init, process start to the first `/next`, our release `bootstrap` against a hello-world
@@ -57,12 +57,15 @@ struct Options {
     cold128: usize,
     /// Warm requests of the two callgrind runs; `None` skips the section.
     callgrind: Option<(usize, usize)>,
+    /// Where callgrind's output files are kept; `None`: a temporary directory, removed at the end.
+    callgrind_keep: Option<PathBuf>,
     write: Option<PathBuf>,
     zips: bool,
     args: Vec<String>,
 }
 
 const USAGE: &str = "usage: bench [--cold N] [--warm N] [--cold128 N] [--callgrind N1,N2 | --no-callgrind] \
+                     [--callgrind-keep DIR] \
                      [--write PATH] [--no-zip]";
 
 fn main() -> ExitCode {
@@ -82,6 +85,7 @@ fn options() -> Result<Options, String> {
         warm: 3000,
         cold128: 30,
         callgrind: Some((100, 600)),
+        callgrind_keep: None,
         write: None,
         zips: true,
         args: args.clone(),
@@ -109,6 +113,10 @@ fn options() -> Result<Options, String> {
                 ))?);
             }
             "--no-callgrind" => options.callgrind = None,
+            "--callgrind-keep" => {
+                options.callgrind_keep =
+                    Some(args.next().ok_or("--callgrind-keep takes a path")?.into())
+            }
             "--write" => options.write = Some(args.next().ok_or("--write takes a path")?.into()),
             "--no-zip" => options.zips = false,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -187,9 +195,15 @@ fn run(options: &Options) -> Result<(), String> {
     )?;
     let instructions = match options.callgrind {
         None => Section::Skipped("--no-callgrind".into()),
-        Some((n1, n2)) => {
-            callgrind::instructions(n1, n2, &bootstrap, &hello, &hello_insert, &env, &mut pairs)?
-        }
+        Some(runs) => callgrind::instructions(
+            runs,
+            &bootstrap,
+            &hello,
+            &hello_insert,
+            &env,
+            &mut pairs,
+            options.callgrind_keep.as_deref(),
+        )?,
     };
     drop(cluster);
 
