@@ -8,10 +8,12 @@
 //! `cgroup.procs` from outside takes a global kernel lock that cost 6-38 ms per spawn on the machine this was
 //! written on). Making the group takes root; without it, or without the v1 controller, the section is skipped.
 //!
-//! The floor: the hello world's cold callback under the same share, plus `bare_insert` (a fresh process of its own
-//! under the same share: the same TLS crates' connect and one `INSERT ... RETURNING`, timed inside it, so the
-//! floor does not count a second process start). Each round runs ours and the floor's two parts at both shares in
-//! a rotated order, so load from elsewhere falls on every part alike.
+//! The floor, two ways. The sum: the hello world's cold callback under the same share, plus `bare_insert` (a fresh
+//! process of its own under the same share: the same TLS crates' connect and one `INSERT ... RETURNING`, timed
+//! inside it, so the floor does not count a second process start). And one process: `hello_insert`'s cold callback,
+//! the hello world that connects the same way and stores the row. The sum's two parts each start with the group's
+//! quota whole, where a function (ours, `hello_insert`) spends one quota on all of it. Each round runs ours and the
+//! floors' parts at both shares in a rotated order, so load from elsewhere falls on every part alike.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -48,6 +50,7 @@ pub struct Binaries<'a> {
     pub bootstrap: &'a Path,
     pub hello: &'a Path,
     pub bare_insert: &'a Path,
+    pub hello_insert: &'a Path,
 }
 
 /// One CPU share's samples, one of each per round.
@@ -62,6 +65,8 @@ pub struct Share {
     pub bare_connect: Samples,
     /// Each round's hello + bare.
     pub floor: Samples,
+    /// `hello_insert`'s cold callback: the hello world that connects and stores, one process.
+    pub hello_insert: Samples,
 }
 
 pub struct Cold128 {
@@ -77,17 +82,20 @@ enum Part {
     Ours,
     Hello,
     Bare,
+    HelloInsert,
 }
 
-/// The rounds' six measurements, per share index (0: the 128 MB share, 1: full CPU); each round starts one
+/// The rounds' eight measurements, per share index (0: the 128 MB share, 1: full CPU); each round starts one
 /// further along.
-const JOBS: [(usize, Part); 6] = [
+const JOBS: [(usize, Part); 8] = [
     (0, Part::Ours),
     (0, Part::Hello),
     (0, Part::Bare),
+    (0, Part::HelloInsert),
     (1, Part::Ours),
     (1, Part::Hello),
     (1, Part::Bare),
+    (1, Part::HelloInsert),
 ];
 
 pub fn measure(
@@ -122,11 +130,11 @@ pub fn measure(
     let env = server.env();
     let runners = [&limited[..], &full[..]];
 
-    // Per share: ours, hello, bare, bare's connect.
-    let mut samples: [[Vec<Duration>; 4]; 2] = Default::default();
+    // Per share: ours, hello, bare, bare's connect, hello_insert.
+    let mut samples: [[Vec<Duration>; 5]; 2] = Default::default();
     // Round 0 warms the page cache and the server and is not counted.
     for round in 0..=rounds {
-        let mut measured = [[Duration::ZERO; 4]; 2];
+        let mut measured = [[Duration::ZERO; 5]; 2];
         for turn in 0..JOBS.len() {
             let (share, part) = JOBS[(round + turn) % JOBS.len()];
             let runner = runners[share];
@@ -142,6 +150,10 @@ pub fn measure(
                     (got[2], got[3]) =
                         bare_insert(binaries.bare_insert, runner, &env, pairs.pair())?
                 }
+                Part::HelloInsert => {
+                    let event = pairs.event();
+                    got[4] = cold_callback(binaries.hello_insert, runner, &env, &event, false)?
+                }
             }
         }
         if round > 0 {
@@ -155,7 +167,7 @@ pub fn measure(
     let throttled = group.throttled();
     drop(group);
     drop(server);
-    let [limited, full] = samples.map(|[ours, hello, bare, bare_connect]| {
+    let [limited, full] = samples.map(|[ours, hello, bare, bare_connect, hello_insert]| {
         let floor = hello.iter().zip(&bare).map(|(h, b)| *h + *b).collect();
         Share {
             ours: Samples::new(ours),
@@ -163,6 +175,7 @@ pub fn measure(
             bare: Samples::new(bare),
             bare_connect: Samples::new(bare_connect),
             floor: Samples::new(floor),
+            hello_insert: Samples::new(hello_insert),
         }
     });
     Ok(Section::Measured(Cold128 {
@@ -361,12 +374,12 @@ impl TlsServer {
         let certs = TestCertificates::make()?;
         let cluster = Cluster::start_with(certs.tls_only(&[(APP_USER, "scram-sha-256")])?)?;
         let db = cluster.create_database()?;
-        // Exactly what sql/grants.sql gives the function's role; `bare_insert` logs in as the same role.
+        // Exactly what sql/grants.sql gives the function's role; the floors log in as the same role.
         db.create_writer(APP_USER, APP_PASSWORD)?;
         Ok(TlsServer { certs, cluster, db })
     }
 
-    /// What ours, the hello world and `bare_insert` are started with.
+    /// What ours, the hello world, `bare_insert` and `hello_insert` are started with.
     fn env(&self) -> Vec<(String, String)> {
         [
             ("PGHOST", "localhost".to_owned()),

@@ -22,7 +22,8 @@
 //!   client, per request);
 //! - `cold128`: the cold callback, spawn to first answer over TLS verify-full + SCRAM, under a 128 MB Lambda's
 //!   share of a core (a cgroup v1 `cpu` group; root only) and at full CPU, against the hello world's cold callback
-//!   plus `bare_insert` (a fresh process's connect + insert, timed inside it);
+//!   plus `bare_insert` (a fresh process's connect + insert, timed inside it), and against `hello_insert`'s cold
+//!   callback (one process: the hello world that connects the same way and stores the row);
 //! - `callgrind`: instructions per warm request, ours and the hello world's, under `valgrind --tool=callgrind`;
 //! - `artifacts`: peak RSS (VmHWM, read during the runs), binary size, and the deploy zips when `./build.sh`
 //!   exists.
@@ -214,6 +215,7 @@ fn run(options: &Options) -> Result<(), String> {
             bootstrap: &bootstrap,
             hello: &hello,
             bare_insert: &bare_insert,
+            hello_insert: &hello_insert,
         };
         cold128::measure(options.cold128, &binaries, &mut pairs)?
     };
