@@ -111,7 +111,7 @@ impl<V: Wanted> Wanted for Params<V> {
 }
 
 impl Wanted for Event {
-    fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
         #[derive(Deserialize)]
         #[serde(field_identifier, rename_all = "camelCase")]
         enum Key {
@@ -124,8 +124,7 @@ impl Wanted for Event {
             #[serde(other)]
             Other,
         }
-        let mut event = Event::default();
-        while let Some(key) = map.next_key()? {
+        object(map, |event: &mut Event, key, map| {
             match key {
                 Key::Version => event.version = map.next_value()?,
                 Key::HttpMethod => event.http_method = map.next_value()?,
@@ -135,17 +134,15 @@ impl Wanted for Event {
                 Key::MultiValueQueryStringParameters => {
                     event.multi_value_query_string_parameters = map.next_value()?
                 }
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                Key::Other => return Ok(false),
             }
-        }
-        Ok(Some(event))
+            Ok(true)
+        })
     }
 }
 
 impl Wanted for RequestContext {
-    fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
         #[derive(Deserialize)]
         #[serde(field_identifier, rename_all = "camelCase")]
         enum Key {
@@ -155,26 +152,23 @@ impl Wanted for RequestContext {
             #[serde(other)]
             Other,
         }
-        let mut context = RequestContext::default();
-        while let Some(key) = map.next_key()? {
+        object(map, |context: &mut RequestContext, key, map| {
             match key {
                 Key::Http => context.http = map.next_value()?,
                 Key::DomainName => context.domain_name = map.next_value()?,
                 Key::Elb => {
                     context.elb = true;
-                    map.next_value::<IgnoredAny>()?;
+                    return Ok(false);
                 }
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                Key::Other => return Ok(false),
             }
-        }
-        Ok(Some(context))
+            Ok(true)
+        })
     }
 }
 
 impl Wanted for Http {
-    fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+    fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
         #[derive(Deserialize)]
         #[serde(field_identifier, rename_all = "camelCase")]
         enum Key {
@@ -182,17 +176,34 @@ impl Wanted for Http {
             #[serde(other)]
             Other,
         }
-        let mut http = Http::default();
-        while let Some(key) = map.next_key()? {
+        object(map, |http: &mut Http, key, map| {
             match key {
                 Key::Method => http.method = map.next_value()?,
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                Key::Other => return Ok(false),
             }
-        }
-        Ok(Some(http))
+            Ok(true)
+        })
     }
+}
+
+/// An object read key by key into `T`: `read` takes the value of a key it knows and says so; every other value is
+/// skipped.
+fn object<'de, A, K, T>(
+    mut map: A,
+    mut read: impl FnMut(&mut T, K, &mut A) -> Result<bool, A::Error>,
+) -> Result<Option<T>, A::Error>
+where
+    A: MapAccess<'de>,
+    K: Deserialize<'de>,
+    T: Default,
+{
+    let mut value = T::default();
+    while let Some(key) = map.next_key()? {
+        if !read(&mut value, key, &mut map)? {
+            map.next_value::<IgnoredAny>()?;
+        }
+    }
+    Ok(Some(value))
 }
 
 impl<'de, T: Wanted> Deserialize<'de> for Loose<T> {
