@@ -77,6 +77,23 @@ fn refused(answer: &Answer, cause: &str, check: &str) {
 }
 
 #[test]
+fn a_handshake_that_fails_before_the_certificate_is_not_blamed_on_it() {
+    let server = tls_server();
+    // rustls speaks TLS 1.2 and 1.3 only: a server held to 1.1 ends the handshake with an alert.
+    let mut admin = server.db.connect().unwrap();
+    for sql in [
+        "alter system set ssl_min_protocol_version = 'TLSv1'",
+        "alter system set ssl_max_protocol_version = 'TLSv1.1'",
+        "select pg_reload_conf()",
+    ] {
+        admin.batch_execute(sql).unwrap();
+    }
+    let answer = server.callback("old-tls", "127.0.0.1", &[("PGSSLMODE", "require")]);
+    refused(&answer, "tls_handshake_failed", "ssl_min_protocol_version");
+    assert!(server.db.rows().unwrap().is_empty());
+}
+
+#[test]
 fn every_sslmode_against_a_server_that_requires_tls() {
     let server = tls_server();
     let mode = |m| ("PGSSLMODE", m);

@@ -8,6 +8,8 @@ use std::time::Duration;
 /// The kinds of failure; each has a word for the log and the metrics, a hint, and a side (database or setup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
+    /// PGHOST did not resolve to an address (a misspelt endpoint, or no DNS in the function's VPC).
+    HostNotFound,
     ConnectionRefused,
     /// The connection dropped, or the server ended it (restart, failover, idle cut, administrator).
     ConnectionLost,
@@ -20,7 +22,10 @@ pub enum Failure {
     TooManyConnections,
     TlsRequired,
     TlsUnavailable,
+    /// The server's certificate was refused.
     TlsRejected,
+    /// The TLS handshake failed for another reason (protocol versions, cipher suites, an alert from the server).
+    TlsHandshake,
     AuthFailed,
     AuthRejected,
     NoDatabase,
@@ -46,6 +51,11 @@ impl Failure {
     /// One word for the log line and the metric, and what to check, for whoever reads the log.
     fn describe(self) -> (&'static str, &'static str) {
         match self {
+            Failure::HostNotFound => (
+                "host_not_found",
+                "PGHOST does not resolve: check the name (the RDS or RDS Proxy endpoint) and that the function's VPC \
+                 resolves names (enableDnsSupport)",
+            ),
             Failure::ConnectionRefused => (
                 "connection_refused",
                 "ECONNREFUSED: check VPC, security groups (TCP 5432 from the function) and PGHOST/PGPORT",
@@ -81,6 +91,11 @@ impl Failure {
                 "tls_rejected",
                 "the server's certificate was not accepted: check PGSSLROOTCERT (the RDS CA bundle) and, for \
                  verify-full, that PGHOST is the name in the certificate",
+            ),
+            Failure::TlsHandshake => (
+                "tls_handshake_failed",
+                "the TLS handshake failed before any certificate check: the server must offer TLS 1.2 or 1.3 with \
+                 a modern cipher suite; check its ssl_min_protocol_version and ssl_ciphers",
             ),
             Failure::AuthFailed => (
                 "auth_failed",
@@ -203,12 +218,23 @@ fn classify(error: &postgres::Error) -> Failure {
             _ => Failure::Server,
         };
     }
-    if source::<rustls::Error>(error).is_some() {
-        return Failure::TlsRejected;
+    if let Some(tls) = source::<rustls::Error>(error) {
+        return match tls {
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+                Failure::TlsRejected
+            }
+            _ => Failure::TlsHandshake,
+        };
     }
-    // tokio-postgres says so only in words; its error kinds are private.
-    if describe(error).contains("server does not support TLS") {
+    // tokio-postgres and the standard library's resolver say these only in words; their error kinds are private.
+    let text = describe(error);
+    if text.contains("server does not support TLS") {
         return Failure::TlsUnavailable;
+    }
+    if text.contains("failed to lookup address information")
+        || text.contains("could not resolve any addresses")
+    {
+        return Failure::HostNotFound;
     }
     match source::<std::io::Error>(error).map(std::io::Error::kind) {
         Some(std::io::ErrorKind::ConnectionRefused) => Failure::ConnectionRefused,

@@ -64,18 +64,14 @@ impl Settings {
         var: &impl Lookup,
         extension: &SecretsExtension,
     ) -> Result<Self, ConfigError> {
-        let port = var("PGPORT")
-            .map(|p| {
-                p.parse::<u16>()
-                    .map_err(|_| ConfigError::new("PGPORT", format!("is not a port number: {p:?}")))
-            })
-            .transpose()?;
+        let host = var("PGHOST").map(one_host).transpose()?;
+        let port = var("PGPORT").map(port).transpose()?;
         let auth = auth(var, extension)?;
         let root_certs = var("PGSSLROOTCERT")
             .map(|value| RootCerts::parse(&value, var("LAMBDA_TASK_ROOT").as_deref()));
         let ssl_mode = ssl_mode(var, &auth, root_certs.as_ref())?;
         let settings = Settings {
-            host: var("PGHOST"),
+            host,
             port,
             user: var("PGUSER"),
             login: var("USER"),
@@ -89,9 +85,7 @@ impl Settings {
                 "PGCONNECT_TIMEOUT",
                 DEFAULT_CONNECT_TIMEOUT,
                 MAX_TIMEOUT_SECONDS,
-            )?
-            // libpq's minimum: a one-second bound fails on an ordinary hiccup.
-            .max(Duration::from_secs(2)),
+            )?,
             statement_timeout: config::seconds(
                 var,
                 "STATEMENT_TIMEOUT_SECONDS",
@@ -188,6 +182,36 @@ impl Settings {
             }
         }
         Ok(config)
+    }
+}
+
+/// One host. libpq takes a comma-separated list and tries each in turn; here the list is refused, because an RDS
+/// cluster endpoint or RDS Proxy fails over by itself behind one name, and an IAM token is signed for one host.
+fn one_host(host: String) -> Result<String, ConfigError> {
+    if host.contains(',') {
+        return Err(ConfigError::new(
+            "PGHOST",
+            format!(
+                "names one host, not a list ({host:?}): use the cluster's or the proxy's endpoint, which fails over \
+                 by itself"
+            ),
+        ));
+    }
+    Ok(host)
+}
+
+/// A TCP port, 1 to 65535, as libpq reads it (one port: see `one_host`).
+fn port(value: String) -> Result<u16, ConfigError> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ if value.contains(',') => Err(ConfigError::new(
+            "PGPORT",
+            format!("names one port, not a list: {value:?}"),
+        )),
+        _ => Err(ConfigError::new(
+            "PGPORT",
+            format!("is not a port number (1 to 65535): {value:?}"),
+        )),
     }
 }
 

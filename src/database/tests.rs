@@ -48,7 +48,11 @@ fn settings_follow_libpq_defaults() {
     ])
     .unwrap();
     assert_eq!(s.target(None), "app@db.example:6432/shop");
-    assert_eq!(s.connect_timeout, Duration::from_secs(2), "libpq's minimum");
+    assert_eq!(
+        s.connect_timeout,
+        Duration::from_secs(1),
+        "libpq 17 has no two-second minimum"
+    );
     assert_eq!(s.statement_timeout, Duration::from_secs(2));
     assert!(!format!("{s:?}").contains("hunter2"));
 }
@@ -57,7 +61,18 @@ fn settings_follow_libpq_defaults() {
 fn settings_reject_what_libpq_would() {
     assert_eq!(refused(&[]), "PGUSER");
     assert!(settings(&[("USER", "me")]).is_ok(), "the login name");
-    assert_eq!(refused(&[("PGUSER", "a"), ("PGPORT", "x")]), "PGPORT");
+    for port in ["x", "0", "65536", "5432,5433"] {
+        assert_eq!(
+            refused(&[("PGUSER", "a"), ("PGPORT", port)]),
+            "PGPORT",
+            "{port:?}"
+        );
+    }
+    // libpq's failover list: refused by name, not sent to the resolver as one odd host name.
+    assert_eq!(
+        refused(&[("PGUSER", "a"), ("PGHOST", "db1.example,db2.example")]),
+        "PGHOST"
+    );
     let s = settings(&[("PGUSER", "a"), ("PGCONNECT_TIMEOUT", "0")]).unwrap();
     assert_eq!(
         s.connect_timeout,
@@ -269,4 +284,19 @@ fn malformed_json_is_an_error_without_the_text() {
         let e = DatabaseSecret::parse("db", bad).unwrap_err();
         assert!(e.contains("\"db\"") && !e.contains("secret-text"), "{e}");
     }
+}
+
+#[test]
+fn a_host_that_does_not_resolve_is_named_as_such() {
+    // An empty label: the resolver refuses it without asking a name server, so no network is needed.
+    let Err(error) = postgres::Config::new()
+        .host("db..example")
+        .user("app")
+        .connect(postgres::NoTls)
+    else {
+        panic!("connected to a host with no name");
+    };
+    let error = DatabaseError::from_postgres(&error);
+    assert_eq!(error.failure, Failure::HostNotFound, "{}", error.detail);
+    assert!(error.failure.hint().contains("PGHOST"));
 }
