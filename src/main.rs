@@ -15,6 +15,7 @@ mod mint;
 mod params;
 mod rds_iam;
 mod redirect;
+mod runtime;
 mod secret;
 mod state;
 mod state_key;
@@ -22,7 +23,7 @@ mod telemetry;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 
 use config::{ConfigError, Lookup};
 use contract::{Outcome, Response};
@@ -73,7 +74,7 @@ impl Service {
     }
 }
 
-async fn handle(app: &App, event: LambdaEvent<Loose<Event>>) -> Result<Response, Error> {
+async fn handle(app: &App, event: LambdaEvent<Loose<Event>>) -> Response {
     let started = Instant::now();
     let mut fields = LogFields::default();
     let outcome = callback(app, &event.payload, event.context.deadline, &mut fields).await;
@@ -87,7 +88,7 @@ async fn handle(app: &App, event: LambdaEvent<Loose<Event>>) -> Result<Response,
         started.elapsed(),
         response.status_code,
     );
-    Ok(response)
+    response
 }
 
 async fn callback(
@@ -180,7 +181,7 @@ async fn serve() -> Result<(), Error> {
         }
         Err(why) => log::error!(target: "init", "server misconfigured: {why}"),
     }
-    lambda_runtime::run(service_fn(move |event| handle(app, event))).await
+    runtime::run(move |event| handle(app, event)).await
 }
 
 #[cfg(test)]

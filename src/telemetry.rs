@@ -23,8 +23,9 @@ const OWN_TARGETS: [&str; 5] = ["request", "init", "runtime", "database", "boots
 /// CloudWatch namespace of the EMF metrics.
 pub const METRICS_NAMESPACE: &str = "Cafe24OAuthCallback";
 
-/// The log filter: RUST_LOG when set (it can name modules), else Lambda's AWS_LAMBDA_LOG_LEVEL, else `info`.
-/// At `info`, lambda_runtime's own line for every invocation is held back: one line per request.
+/// The log filter: RUST_LOG when set (it can name modules), else Lambda's AWS_LAMBDA_LOG_LEVEL, else `info`. No
+/// library writes a line per invocation (the Runtime API loop is the function's own), so at `info` and above a
+/// request writes one line.
 pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> String {
     if let Some(spec) = rust_log.filter(|s| !s.trim().is_empty()) {
         return spec.to_owned();
@@ -38,7 +39,7 @@ pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> String 
         Some("WARN") => "warn",
         // FATAL has no `log` level: errors are the closest that still shows.
         Some("ERROR") | Some("FATAL") => "error",
-        _ => "info,lambda_runtime=warn",
+        _ => "info",
     }
     .to_owned()
 }
@@ -87,7 +88,7 @@ pub fn init_logger() {
 }
 
 /// Whatever the filter says, a library's lines pass at INFO at most: below it, tokio-postgres logs a statement's
-/// parameters (the code and the state) at DEBUG, and lambda_runtime the raw event at TRACE.
+/// parameters (the code and the state) at DEBUG, and lambda_runtime's layers the raw event at TRACE.
 struct LibrariesAtInfo(env_logger::Logger);
 
 impl LibrariesAtInfo {

@@ -97,8 +97,7 @@ async fn call_async(app: &App, event: Value) -> Answer {
         app,
         LambdaEvent::new(event::tests::parse(&event), Context::default()),
     )
-    .await
-    .unwrap();
+    .await;
     let response = serde_json::to_value(&response).unwrap();
     Answer {
         status: response["statusCode"].as_u64().unwrap() as u16,

@@ -229,6 +229,28 @@ fn log_level_comes_from_lambda_and_metrics_are_never_filtered() {
 }
 
 #[test]
+fn one_line_per_request_at_info_however_info_is_asked_for() {
+    let db = postgres::shared().unwrap().create_database().unwrap();
+    for asked in [None, Some("RUST_LOG"), Some("AWS_LAMBDA_LOG_LEVEL")] {
+        let mut env = env_for(&db);
+        env.extend(asked.map(|name| (name.to_owned(), "info".to_owned())));
+        let (api, function) = start(&env);
+        for name in ["success", "forged-state"] {
+            let invocation = api
+                .invoke(&fixture("http-api", name).unwrap(), TIMEOUT)
+                .unwrap();
+            assert!(function.request_metrics(&invocation.request_id).is_some());
+            let lines: Vec<String> = function
+                .output()
+                .into_iter()
+                .filter(|l| l.contains(&invocation.request_id))
+                .collect();
+            assert_eq!(lines.len(), 1, "{asked:?}: {lines:#?}");
+        }
+    }
+}
+
+#[test]
 fn the_connection_is_opened_lazily_and_reused() {
     let db = postgres::shared().unwrap().create_database().unwrap();
     let (api, _function) = start(&env_for(&db));

@@ -60,11 +60,20 @@ impl Instance {
     /// A callback for `code` sent with `deadline_ms` as the runtime's deadline header (what a local runner, or
     /// a short Lambda timeout, might send).
     pub fn callback_by(&self, code: &str, deadline_ms: u64) -> Result<Answer, String> {
+        self.callback_with_deadline_header(code, Some(&deadline_ms.to_string()))
+    }
+
+    /// A callback for `code` with this deadline header as it is, or none: what runners other than Lambda send.
+    pub fn callback_with_deadline_header(
+        &self,
+        code: &str,
+        deadline: Option<&str>,
+    ) -> Result<Answer, String> {
         let state = sign_state(LOCAL_STATE_SECRET, &format!("mall:{code}"));
         let event = callback_event(code, &state)?;
         self.answer(
             self.api
-                .invoke_with_deadline(&event, deadline_ms, LAMBDA_TIMEOUT)?,
+                .invoke_with_deadline_header(&event, deadline, LAMBDA_TIMEOUT)?,
         )
     }
 

@@ -51,7 +51,8 @@ impl Invocation {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<(String, Value, u64)>,
+    /// Each event with its `Lambda-Runtime-Deadline-Ms` header, when it has one.
+    queue: VecDeque<(String, Value, Option<String>)>,
     replies: HashMap<String, Reply>,
     handed_out: HashMap<String, Instant>,
     init_error: Option<Value>,
@@ -120,15 +121,28 @@ impl RuntimeApi {
         deadline_ms: u64,
         timeout: Duration,
     ) -> Result<Invocation, String> {
+        self.invoke_with_deadline_header(event, Some(&deadline_ms.to_string()), timeout)
+    }
+
+    /// Hands `event` to the function with this `Lambda-Runtime-Deadline-Ms` header as it is, or none, and waits
+    /// `timeout` for its reply: what runners that are not Lambda send.
+    pub fn invoke_with_deadline_header(
+        &self,
+        event: &Value,
+        deadline: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Invocation, String> {
         let request_id = format!(
             "{:08x}-test-{}",
             std::process::id(),
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
         let mut state = self.lock();
-        state
-            .queue
-            .push_back((request_id.clone(), event.clone(), deadline_ms));
+        state.queue.push_back((
+            request_id.clone(),
+            event.clone(),
+            deadline.map(str::to_owned),
+        ));
         self.shared.changed.notify_all();
         let limit = Instant::now() + timeout;
         loop {
@@ -277,21 +291,24 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
     while let Some(request) = read_request(&mut reader) {
         let ok = match (request.method.as_str(), request.path.strip_prefix(PREFIX)) {
             ("GET", Some("/invocation/next")) => match next_event(shared) {
-                Some((id, event, deadline_ms)) => write_response(
-                    &mut writer,
-                    "200 OK",
-                    &[
+                Some((id, event, deadline)) => {
+                    let mut headers = vec![
                         ("content-type", "application/json".into()),
                         ("lambda-runtime-aws-request-id", id),
-                        ("lambda-runtime-deadline-ms", deadline_ms.to_string()),
                         (
                             "lambda-runtime-invoked-function-arn",
                             "arn:aws:lambda:ap-northeast-2:123456789012:function:cafe24-oauth-callback".into(),
                         ),
                         ("lambda-runtime-trace-id", "Root=1-5e9f0c65-1de4d666d4dd26aced652b6c;Sampled=0".into()),
-                    ],
-                    &serde_json::to_vec(&event).unwrap_or_default(),
-                ),
+                    ];
+                    headers.extend(deadline.map(|d| ("lambda-runtime-deadline-ms", d)));
+                    write_response(
+                        &mut writer,
+                        "200 OK",
+                        &headers,
+                        &serde_json::to_vec(&event).unwrap_or_default(),
+                    )
+                }
                 None => return,
             },
             ("POST", Some("/init/error")) => {
@@ -337,7 +354,7 @@ fn record(shared: &Shared, change: impl FnOnce(&mut State)) {
 }
 
 /// Blocks until an event is queued (Lambda's long poll); `None` once the server is closed.
-fn next_event(shared: &Shared) -> Option<(String, Value, u64)> {
+fn next_event(shared: &Shared) -> Option<(String, Value, Option<String>)> {
     let mut state = shared
         .state
         .lock()

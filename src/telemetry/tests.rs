@@ -11,8 +11,8 @@ fn filter_precedence_and_lambda_levels() {
     assert_eq!(log_filter(None, Some("FATAL")), "error");
     assert_eq!(log_filter(Some(" "), Some("warn")), "warn");
     assert_eq!(log_filter(None, Some("DEBUG")), "debug");
-    assert_eq!(log_filter(None, None), "info,lambda_runtime=warn");
-    assert_eq!(log_filter(None, Some("INFO")), "info,lambda_runtime=warn");
+    assert_eq!(log_filter(None, None), "info");
+    assert_eq!(log_filter(None, Some("INFO")), "info");
 }
 
 #[test]

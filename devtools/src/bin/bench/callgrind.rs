@@ -8,7 +8,7 @@
 //! `CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only`).
 //!
 //! Callgrind writes its file when the process exits, not when it is killed: the server is dropped, the function's
-//! next `/next` fails, and `lambda_runtime::run` returns its error, so `bootstrap` and the hello world end on their
+//! next `/next` fails, and the Runtime API loop returns its error, so `bootstrap` and the hello world end on their
 //! own. A process that does not gets SIGTERM, on which valgrind still writes the file; the report says how each
 //! run ended.
 

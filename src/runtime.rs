@@ -1,0 +1,110 @@
+//! The Lambda Runtime API loop: ask for the next invocation, run the handler, post its answer; one at a time.
+//!
+//! lambda_runtime 1.5's own loop (`lambda_runtime::run`) reads an invocation's headers before any handler or layer
+//! sees them: it panics when `Lambda-Runtime-Deadline-Ms` is missing, and ends the process when that header or the
+//! client context is not what Lambda itself sends. Local runners and emulators send exactly such things (see
+//! `deadline.rs`), and an instance that dies there loses the request and every one after it. So the function runs
+//! this loop instead, on the same crates (lambda_runtime's `LambdaEvent` and `Context`, its Runtime API client):
+//! the request id is the one header it needs; a deadline it cannot read counts as no deadline; the rest (client
+//! context, Cognito identity, X-Ray trace id) it has no use for and never parses.
+//!
+//! It also reads each answer of the Runtime API to its end, which lambda_runtime 1.5 does not for a 202: the
+//! connection then stays open for the next invocation instead of a new one per request.
+
+use std::future::Future;
+
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent};
+use lambda_runtime_api_client::body::Body;
+use lambda_runtime_api_client::{Client, build_request};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+const NEXT: &str = "/2018-06-01/runtime/invocation/next";
+const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
+const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
+const FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
+/// Sent by Lambda Managed Instances with each invocation, and expected back with its answer.
+const INVOCATION_ID: &str = "lambda-runtime-invocation-id";
+
+/// Serves invocations until the Runtime API cannot be reached (then Lambda ends the instance).
+pub async fn run<T, R, F, Fut>(mut handler: F) -> Result<(), Error>
+where
+    T: DeserializeOwned,
+    R: Serialize,
+    F: FnMut(LambdaEvent<T>) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let api = std::env::var("AWS_LAMBDA_RUNTIME_API")
+        .map_err(|_| "AWS_LAMBDA_RUNTIME_API is not set: not running in Lambda or a runner")?;
+    let endpoint: http::Uri = format!("http://{api}")
+        .parse()
+        .map_err(|e| format!("AWS_LAMBDA_RUNTIME_API={api:?}: {e}"))?;
+    let client = Client::builder().with_endpoint(endpoint).build()?;
+    loop {
+        let next = build_request()
+            .method(Method::GET)
+            .uri(NEXT)
+            .body(Body::empty())?;
+        let (parts, event) = client.call(next).await?.into_parts();
+        let event = event.collect().await?.to_bytes();
+        if !parts.status.is_success() {
+            return Err(format!("{NEXT} answered {}", parts.status).into());
+        }
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let Some(request_id) = header(REQUEST_ID).filter(|id| !id.is_empty()) else {
+            // Nowhere to post an answer; the next invocation may be well formed.
+            log::error!(target: "runtime", "an invocation without {REQUEST_ID}: skipped");
+            continue;
+        };
+        let mut context = Context::default();
+        context.request_id = request_id.to_owned();
+        context.deadline = header(DEADLINE_MS)
+            .and_then(|ms| ms.trim().parse().ok())
+            .unwrap_or(0);
+        context.invoked_function_arn = header(FUNCTION_ARN).unwrap_or_default().to_owned();
+        let answer = match serde_json::from_slice::<T>(&event) {
+            Ok(payload) => serde_json::to_vec(&handler(LambdaEvent::new(payload, context)).await)
+                .map_err(|e| Diagnostic {
+                    error_type: "Runtime.SerializationError".into(),
+                    error_message: e.to_string(),
+                }),
+            Err(e) => Err(Diagnostic {
+                error_type: "Runtime.UnmarshalError".into(),
+                error_message: e.to_string(),
+            }),
+        };
+        let (kind, body) = match answer {
+            Ok(body) => ("response", body),
+            Err(diagnostic) => ("error", serde_json::to_vec(&diagnostic)?),
+        };
+        let mut post = build_request().method(Method::POST).uri(format!(
+            "/2018-06-01/runtime/invocation/{request_id}/{kind}"
+        ));
+        if kind == "error" {
+            post = post.header("lambda-runtime-function-error-type", "unhandled");
+        }
+        if let Some(id) = parts.headers.get(INVOCATION_ID) {
+            post = post.header(INVOCATION_ID, id);
+        }
+        // An id that cannot be put in a path, or an answer refused (too large, too late), ends that invocation
+        // only: Lambda has already given up on it or will time it out. The answer to the post is read to its end.
+        let posted = async {
+            let (parts, body) = client
+                .call(post.body(Body::from(body))?)
+                .await?
+                .into_parts();
+            body.collect().await?;
+            Ok::<_, Error>(parts.status)
+        }
+        .await;
+        match posted {
+            Ok(status) if status == StatusCode::ACCEPTED || status.is_success() => {}
+            Ok(status) => {
+                log::error!(target: "runtime", "the Runtime API refused the {kind}: {status}")
+            }
+            Err(e) => log::error!(target: "runtime", "the {kind} could not be posted: {e}"),
+        }
+    }
+}
