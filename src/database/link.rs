@@ -28,6 +28,11 @@ const INSERT_CODE: &str = "insert into cafe24.oauth_authorization_codes (code, s
 const FIND_CODE: &str =
     "select id, same_code, same_state from cafe24.find_oauth_authorization_code($1, $2)";
 
+/// The same look-up on the table itself, for a database where the table was made by hand from D2's four columns
+/// and sql/schema.sql's function is missing: it needs the role to read the table, which then is the grant to give.
+const FIND_CODE_IN_TABLE: &str = "select id, code = $1, state = $2 from cafe24.oauth_authorization_codes \
+                                  where code = $1 or state = $2";
+
 const PAIR_TYPES: [Type; 2] = [Type::TEXT, Type::TEXT];
 
 /// The TLS a connection is opened with; its cancel request must use the same.
@@ -74,6 +79,9 @@ struct Open {
     cancel: Arc<CancelTarget>,
     /// How the insert goes out on this connection.
     insert: Insert,
+    /// The look-up after an insert that did nothing: `FIND_CODE`, or `FIND_CODE_IN_TABLE` once the function
+    /// turned out to be missing.
+    find: &'static str,
 }
 
 /// What an instance keeps between invocations.
@@ -222,6 +230,7 @@ impl Link {
             }),
             client,
             insert: Insert::Fresh,
+            find: FIND_CODE,
         });
         Ok(())
     }
@@ -259,9 +268,8 @@ impl Open {
                     id: row.try_get(0)?,
                 }));
             }
-            let typed = [(pair[0], Type::TEXT), (pair[1], Type::TEXT)];
             let mut taken = None;
-            for row in self.client.query_typed(FIND_CODE, &typed)? {
+            for row in self.find(&pair)? {
                 let id: i64 = row.try_get(0)?;
                 match (row.try_get::<_, bool>(1)?, row.try_get::<_, bool>(2)?) {
                     (true, true) => return Ok(Some(Stored::Repeat { id })),
@@ -274,6 +282,23 @@ impl Open {
             }
         }
         Ok(None)
+    }
+
+    /// The rows the pair collided with.
+    fn find(&mut self, pair: &[&(dyn ToSql + Sync); 2]) -> Result<Vec<Row>, postgres::Error> {
+        let typed = [(pair[0], Type::TEXT), (pair[1], Type::TEXT)];
+        match self.client.query_typed(self.find, &typed) {
+            Err(e) if self.find == FIND_CODE && e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => {
+                log::warn!(
+                    target: "database",
+                    "cafe24.find_oauth_authorization_code is missing (sql/schema.sql not applied?): reading the \
+                     table instead, which needs select on it"
+                );
+                self.find = FIND_CODE_IN_TABLE;
+                self.client.query_typed(self.find, &typed)
+            }
+            result => result,
+        }
     }
 
     fn insert(&mut self, pair: &[&(dyn ToSql + Sync); 2]) -> Result<Vec<Row>, postgres::Error> {

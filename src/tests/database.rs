@@ -22,6 +22,29 @@ fn repeats_return_the_same_id_and_conflicts_change_nothing() {
 }
 
 #[test]
+fn a_table_made_by_hand_without_the_look_up_function_still_tells_repeats_from_conflicts() {
+    let db = database();
+    // Only what D2 describes: the four columns, code and state each unique; none of sql/schema.sql's extras.
+    db.connect()
+        .unwrap()
+        .batch_execute(
+            "drop schema cafe24 cascade; create schema cafe24; \
+             create table cafe24.oauth_authorization_codes (id bigserial primary key, code text not null unique, \
+             state text not null unique, created_at timestamptz not null default now())",
+        )
+        .unwrap();
+    let app = app_for(&db);
+    let (s1, s2) = (sign("mall:h1"), sign("mall:h2"));
+    let first = call(&app, callback_event("h1", &s1));
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = call(&app, callback_event("h1", &s1));
+    assert_eq!((again.status, &again.body), (200, &first.body));
+    call(&app, callback_event("h1", &s2)).assert_error(409, "code");
+    call(&app, callback_event("h2", &s1)).assert_error(409, "state");
+    assert_eq!(db.rows().unwrap().len(), 1);
+}
+
+#[test]
 fn a_database_failure_is_a_plain_500_that_names_nothing_internal() {
     let app = app_without_database();
     let target = app
