@@ -52,6 +52,11 @@ impl<'a> Callback<'a> {
             });
         }
         let code = single(request, "code");
+        // An `error_description` alone, instead of a code, is a decline too; its text is never repeated back.
+        let described = request.values("error_description").any(|d| !d.is_empty());
+        if described && matches!(code, Err(None)) {
+            return Ok(Callback::Declined { error: None });
+        }
         let state = single(request, "state");
         let missing: Vec<&'static str> = [("code", &code), ("state", &state)]
             .into_iter()
@@ -67,7 +72,7 @@ impl<'a> Callback<'a> {
             return Err(ParamError::Oversized("code", MAX_CODE_LEN));
         }
         if !code.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-            return Err(ParamError::Malformed("code", "visible ASCII characters"));
+            return Err(ParamError::Malformed("code", "printable ASCII characters"));
         }
         if state.len() > state::MAX_STATE_LEN {
             return Err(ParamError::Oversized("state", state::MAX_STATE_LEN));

@@ -98,4 +98,21 @@ fn a_provider_error_comes_first() {
         parse(&[("error", "")]),
         Err("Missing params: code, state".into())
     );
+    // A description alone, instead of a code, declines too; beside a code it is just another parameter.
+    assert_eq!(
+        parse(&[("error_description", "denied by the merchant")]),
+        Ok("declined None".into())
+    );
+    assert_eq!(
+        parse(&[("error_description", "x"), ("state", "s")]),
+        Ok("declined None".into())
+    );
+    assert_eq!(
+        parse(&[("code", "c"), ("state", "s"), ("error_description", "x")]),
+        Ok("c s".into())
+    );
+    assert_eq!(
+        parse(&[("error_description", "")]),
+        Err("Missing params: code, state".into())
+    );
 }
