@@ -29,9 +29,10 @@ pub fn is_state_char(c: char) -> bool {
 pub struct StateKey(Secret<Hmac<Sha256>>);
 
 impl StateKey {
-    /// `None` for an empty secret: the function then refuses every request (it fails closed, never open).
+    /// `None` for an empty or blank secret (a template's placeholder, not a key): the function then refuses every
+    /// request (it fails closed, never open).
     pub fn new(secret: &str) -> Option<Self> {
-        if secret.is_empty() {
+        if secret.trim().is_empty() {
             return None;
         }
         // HMAC takes keys of any length, so this cannot fail.

@@ -35,7 +35,7 @@ impl StateKeySource {
             )),
             (Some(secret), None) => StateKey::new(&secret)
                 .map(StateKeySource::Value)
-                .ok_or_else(|| ConfigError::new(VALUE, "is empty: refusing every request")),
+                .ok_or_else(|| ConfigError::new(VALUE, "is blank: refusing every request")),
             (None, Some(id)) => Ok(StateKeySource::Secret {
                 id,
                 extension: extension.clone(),
@@ -43,7 +43,7 @@ impl StateKeySource {
             }),
             (None, None) => Err(ConfigError::new(
                 VALUE,
-                "is not set (nor EXPECTED_STATE_SECRET_ID): refusing every request",
+                "is not set or empty (nor EXPECTED_STATE_SECRET_ID): refusing every request",
             )),
         }
     }
@@ -62,8 +62,9 @@ impl StateKeySource {
             .await
             .map_err(|e| ConfigError::new(SECRET_ID, e.to_string()))?
             .map_err(|e| ConfigError::new(SECRET_ID, e))?;
-        let read = StateKey::new(text.expose())
-            .ok_or_else(|| ConfigError::new(SECRET_ID, format!("secret {id:?} is empty")))?;
+        let read = StateKey::new(text.expose()).ok_or_else(|| {
+            ConfigError::new(SECRET_ID, format!("secret {id:?} is empty or blank"))
+        })?;
         Ok(key.get_or_init(|| read))
     }
 }

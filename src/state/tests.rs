@@ -125,6 +125,7 @@ fn age_edges() {
 #[test]
 fn empty_secret_is_no_key() {
     assert!(StateKey::new("").is_none());
+    assert!(StateKey::new(" \t ").is_none(), "a blank key is no key");
     assert_eq!(format!("{:?}", key("hunter2")), "StateKey(<redacted>)");
 }
 
