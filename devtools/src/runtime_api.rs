@@ -280,10 +280,15 @@ fn write_response(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).is_ok() && stream.write_all(body).is_ok()
+    // One write: a second one would wait for the client's delayed ACK of the first on a kept connection (Nagle).
+    let mut message = head.into_bytes();
+    message.extend_from_slice(body);
+    stream.write_all(&message).is_ok()
 }
 
 fn serve_connection(stream: TcpStream, shared: &Shared) {
+    // As Lambda's own Runtime API (a Go server) does.
+    let _ = stream.set_nodelay(true);
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
