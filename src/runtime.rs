@@ -38,10 +38,7 @@ where
 {
     let api = std::env::var("AWS_LAMBDA_RUNTIME_API")
         .map_err(|_| "AWS_LAMBDA_RUNTIME_API is not set: not running in Lambda or a runner")?;
-    let endpoint: http::Uri = format!("http://{api}")
-        .parse()
-        .map_err(|e| format!("AWS_LAMBDA_RUNTIME_API={api:?}: {e}"))?;
-    let client = Client::builder().with_endpoint(endpoint).build()?;
+    let client = Client::builder().with_endpoint(endpoint(&api)?).build()?;
     loop {
         let next = build_request()
             .method(Method::GET)
@@ -105,6 +102,34 @@ where
                 log::error!(target: "runtime", "the Runtime API refused the {kind}: {status}")
             }
             Err(e) => log::error!(target: "runtime", "the {kind} could not be posted: {e}"),
+        }
+    }
+}
+
+/// Lambda sends `host:port`; runners also send a URL with a scheme and a base path (cargo-lambda's
+/// `http://127.0.0.1:9000/.rt`, for one). The client needs a host: it would panic without one.
+fn endpoint(api: &str) -> Result<http::Uri, String> {
+    api.parse::<http::Uri>()
+        .ok()
+        .filter(|uri| uri.authority().is_some())
+        .ok_or_else(|| format!("AWS_LAMBDA_RUNTIME_API={api:?} names no host and port"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint;
+
+    #[test]
+    fn the_runtime_api_as_lambda_and_runners_name_it() {
+        for api in [
+            "127.0.0.1:9001",
+            "http://127.0.0.1:9000/.rt",
+            "localhost:9001",
+        ] {
+            assert!(endpoint(api).is_ok(), "{api}");
+        }
+        for api in ["", "/2018-06-01", "not a uri"] {
+            assert!(endpoint(api).is_err(), "{api:?}");
         }
     }
 }
