@@ -13,7 +13,7 @@
 
 use std::future::Future;
 
-use http::{Method, StatusCode};
+use http::{HeaderValue, Method};
 use http_body_util::BodyExt;
 use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent};
 use lambda_runtime_api_client::body::Body;
@@ -40,69 +40,105 @@ where
         .map_err(|_| "AWS_LAMBDA_RUNTIME_API is not set: not running in Lambda or a runner")?;
     let client = Client::builder().with_endpoint(endpoint(&api)?).build()?;
     loop {
-        let next = build_request()
-            .method(Method::GET)
-            .uri(NEXT)
-            .body(Body::empty())?;
-        let (parts, event) = client.call(next).await?.into_parts();
-        let event = event.collect().await?.to_bytes();
-        if !parts.status.is_success() {
-            return Err(format!("{NEXT} answered {}", parts.status).into());
-        }
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let Some(request_id) = header(REQUEST_ID).filter(|id| !id.is_empty()) else {
-            // Nowhere to post an answer; the next invocation may be well formed.
-            log::error!(target: "runtime", "an invocation without {REQUEST_ID}: skipped");
+        let Some(invocation) = next::<T>(&client).await? else {
             continue;
         };
-        let mut context = Context::default();
-        context.request_id = request_id.to_owned();
-        context.deadline = header(DEADLINE_MS)
-            .and_then(|ms| ms.trim().parse().ok())
-            .unwrap_or(0);
-        context.invoked_function_arn = header(FUNCTION_ARN).unwrap_or_default().to_owned();
-        let answer = match serde_json::from_slice::<T>(&event) {
-            Ok(payload) => serde_json::to_vec(&handler(LambdaEvent::new(payload, context)).await)
-                .map_err(|e| Diagnostic {
-                    error_type: "Runtime.SerializationError".into(),
-                    error_message: e.to_string(),
-                }),
-            Err(e) => Err(Diagnostic {
-                error_type: "Runtime.UnmarshalError".into(),
-                error_message: e.to_string(),
-            }),
+        let request_id = invocation.context.request_id.clone();
+        let answer = match invocation.payload {
+            Ok(payload) => {
+                let response = handler(LambdaEvent::new(payload, invocation.context)).await;
+                serde_json::to_vec(&response)
+                    .map_err(|e| diagnostic("Runtime.SerializationError", e))
+            }
+            Err(e) => Err(diagnostic("Runtime.UnmarshalError", e)),
         };
-        let (kind, body) = match answer {
-            Ok(body) => ("response", body),
-            Err(diagnostic) => ("error", serde_json::to_vec(&diagnostic)?),
-        };
+        post(&client, &request_id, invocation.id, answer).await;
+    }
+}
+
+/// One invocation as the Runtime API handed it out.
+struct Invocation<T> {
+    context: Context,
+    /// The event, or why it is not one.
+    payload: Result<T, serde_json::Error>,
+    /// Lambda Managed Instances' id for the invocation, to be sent back with the answer.
+    id: Option<HeaderValue>,
+}
+
+/// The next invocation; `None` for one without a request id, which cannot be answered.
+async fn next<T: DeserializeOwned>(client: &Client) -> Result<Option<Invocation<T>>, Error> {
+    let next = build_request()
+        .method(Method::GET)
+        .uri(NEXT)
+        .body(Body::empty())?;
+    let (parts, event) = client.call(next).await?.into_parts();
+    let event = event.collect().await?.to_bytes();
+    if !parts.status.is_success() {
+        return Err(format!("{NEXT} answered {}", parts.status).into());
+    }
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(request_id) = header(REQUEST_ID).filter(|id| !id.is_empty()) else {
+        log::error!(target: "runtime", "an invocation without {REQUEST_ID}: skipped");
+        return Ok(None);
+    };
+    let mut context = Context::default();
+    context.request_id = request_id.to_owned();
+    context.deadline = header(DEADLINE_MS)
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(0);
+    context.invoked_function_arn = header(FUNCTION_ARN).unwrap_or_default().to_owned();
+    Ok(Some(Invocation {
+        context,
+        payload: serde_json::from_slice(&event),
+        id: parts.headers.get(INVOCATION_ID).cloned(),
+    }))
+}
+
+/// Posts the answer, or the error that stands for it, and reads the Runtime API's reply to its end (so the
+/// connection carries the next request). A failure here ends this invocation only: an id that cannot be put in a
+/// path, an answer refused (too large, too late), which Lambda has given up on or will time out.
+async fn post(
+    client: &Client,
+    request_id: &str,
+    id: Option<HeaderValue>,
+    answer: Result<Vec<u8>, Diagnostic>,
+) {
+    let kind = if answer.is_ok() { "response" } else { "error" };
+    let posted = async {
         let mut post = build_request().method(Method::POST).uri(format!(
             "/2018-06-01/runtime/invocation/{request_id}/{kind}"
         ));
-        if kind == "error" {
-            post = post.header("lambda-runtime-function-error-type", "unhandled");
-        }
-        if let Some(id) = parts.headers.get(INVOCATION_ID) {
+        if let Some(id) = id {
             post = post.header(INVOCATION_ID, id);
         }
-        // An id that cannot be put in a path, or an answer refused (too large, too late), ends that invocation
-        // only: Lambda has already given up on it or will time it out. The answer to the post is read to its end.
-        let posted = async {
-            let (parts, body) = client
-                .call(post.body(Body::from(body))?)
-                .await?
-                .into_parts();
-            body.collect().await?;
-            Ok::<_, Error>(parts.status)
-        }
-        .await;
-        match posted {
-            Ok(status) if status == StatusCode::ACCEPTED || status.is_success() => {}
-            Ok(status) => {
-                log::error!(target: "runtime", "the Runtime API refused the {kind}: {status}")
+        let body = match answer {
+            Ok(body) => body,
+            Err(diagnostic) => {
+                post = post.header("lambda-runtime-function-error-type", "unhandled");
+                serde_json::to_vec(&diagnostic)?
             }
-            Err(e) => log::error!(target: "runtime", "the {kind} could not be posted: {e}"),
+        };
+        let (parts, reply) = client
+            .call(post.body(Body::from(body))?)
+            .await?
+            .into_parts();
+        reply.collect().await?;
+        Ok::<_, Error>(parts.status)
+    }
+    .await;
+    match posted {
+        Ok(status) if status.is_success() => {}
+        Ok(status) => {
+            log::error!(target: "runtime", "the Runtime API refused the {kind}: {status}")
         }
+        Err(e) => log::error!(target: "runtime", "the {kind} could not be posted: {e}"),
+    }
+}
+
+fn diagnostic(error_type: &str, error: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic {
+        error_type: error_type.to_owned(),
+        error_message: error.to_string(),
     }
 }
 
