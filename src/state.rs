@@ -152,7 +152,8 @@ pub fn convention_parts(payload: &str) -> Option<(&str, &str, u64)> {
     if parts.next().is_some() || !is_mall_id || nonce.is_empty() || !is_time {
         return None;
     }
-    Some((mall_id, nonce, issued_at.parse().ok()?))
+    // Digits past u64 are a time past any clock: the age check refuses it as issued in the future.
+    Some((mall_id, nonce, issued_at.parse().unwrap_or(u64::MAX)))
 }
 
 /// Whether a state issued per the convention is at most `max_age` seconds old at `now` (Unix seconds).

@@ -104,6 +104,11 @@ fn age_edges() {
         check_age(&at(now + CLOCK_SKEW_SECONDS + 1), 600, now),
         Err(AgeError::FromTheFuture)
     );
+    assert_eq!(
+        check_age("demomall:n0nce:99999999999999999999999", 600, now),
+        Err(AgeError::FromTheFuture),
+        "too many digits for a number is still a time, and far ahead"
+    );
     for payload in [
         "demomall:n0nce",
         "Demo:n:1",
