@@ -338,8 +338,8 @@ impl Report {
             "# Benchmarks\n\n\
              How close the function is to the floor of any Rust Lambda that stores a row: a report, not a test. The\n\
              command is at the end; every number comes from one run, on throwaway PostgreSQL {pg} clusters on\n\
-             loopback, with our release `bootstrap` and the floor's hello world (`devtools/hello`, the same\n\
-             `lambda_runtime` and tokio setup, the same release profile) behind the same Lambda Runtime API test\n\
+             loopback, with our release `bootstrap` and the floor's hello world (`devtools/hello`: `lambda_runtime`'s\n\
+             own loop, the same tokio setup and release profile) behind the same Lambda Runtime API test\n\
              server (`devtools/src/runtime_api.rs`). The database is reached over TCP with SCRAM-SHA-256 and no TLS,\n\
              except in the section on a 128 MB Lambda's share of a core, which reaches it as on RDS.\n\
              Cold starts alternate between the binaries and warm requests run in {BLOCKS} interleaved blocks, so\n\
