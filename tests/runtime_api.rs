@@ -229,23 +229,36 @@ fn log_level_comes_from_lambda_and_metrics_are_never_filtered() {
 }
 
 #[test]
-fn one_line_per_request_at_info_however_info_is_asked_for() {
+fn one_line_per_request_at_any_level_that_shows_it() {
     let db = postgres::shared().unwrap().create_database().unwrap();
-    for asked in [None, Some("RUST_LOG"), Some("AWS_LAMBDA_LOG_LEVEL")] {
+    for asked in [
+        None,
+        Some(("RUST_LOG", "info")),
+        Some(("AWS_LAMBDA_LOG_LEVEL", "INFO")),
+        Some(("AWS_LAMBDA_LOG_LEVEL", "DEBUG")),
+        Some(("RUST_LOG", "trace")),
+    ] {
         let mut env = env_for(&db);
-        env.extend(asked.map(|name| (name.to_owned(), "info".to_owned())));
+        env.extend(asked.map(|(name, level)| (name.to_owned(), level.to_owned())));
         let (api, function) = start(&env);
+        let mut ids = Vec::new();
         for name in ["success", "forged-state"] {
             let invocation = api
                 .invoke(&fixture("http-api", name).unwrap(), TIMEOUT)
                 .unwrap();
             assert!(function.request_metrics(&invocation.request_id).is_some());
-            let lines: Vec<String> = function
-                .output()
-                .into_iter()
-                .filter(|l| l.contains(&invocation.request_id))
-                .collect();
-            assert_eq!(lines.len(), 1, "{asked:?}: {lines:#?}");
+            ids.push(invocation.request_id);
+        }
+        // Besides the instance's start, nothing but the requests' own lines: one each.
+        let output = function.output();
+        let others: Vec<&String> = output
+            .iter()
+            .filter(|l| !l.contains(r#""target":"init""#) && !ids.iter().any(|id| l.contains(id)))
+            .collect();
+        assert!(others.is_empty(), "{asked:?}: {others:#?}");
+        for id in &ids {
+            let lines = output.iter().filter(|l| l.contains(id)).count();
+            assert_eq!(lines, 1, "{asked:?}: {output:#?}");
         }
     }
 }
