@@ -264,6 +264,20 @@ fn one_line_per_request_at_any_level_that_shows_it() {
 }
 
 #[test]
+fn a_runtime_api_that_drops_its_connections_loses_no_invocation() {
+    let db = postgres::shared().unwrap().create_database().unwrap();
+    let (api, mut function) = start(&env_for(&db));
+    api.drop_connections_after_replies();
+    for _ in 0..20 {
+        let invocation = api
+            .invoke(&fixture("http-api", "forged-state").unwrap(), TIMEOUT)
+            .unwrap();
+        assert_eq!(invocation.status(), Some(403));
+    }
+    assert!(function.exited().is_none(), "{:#?}", function.output());
+}
+
+#[test]
 fn the_connection_is_opened_lazily_and_reused() {
     let db = postgres::shared().unwrap().create_database().unwrap();
     let (api, _function) = start(&env_for(&db));

@@ -64,6 +64,8 @@ struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     closed: AtomicBool,
+    /// Close each connection a moment after answering a posted reply, as a server that drops idle connections.
+    drop_after_reply: AtomicBool,
 }
 
 pub struct RuntimeApi {
@@ -83,6 +85,7 @@ impl RuntimeApi {
             state: Mutex::default(),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
+            drop_after_reply: AtomicBool::new(false),
         });
         let accept_shared = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -188,6 +191,12 @@ impl RuntimeApi {
             }
             state = self.shared.changed.wait_timeout(state, limit - now).ok()?.0;
         }
+    }
+
+    /// From now on, close each connection 2 ms after the `202` to a posted reply, without saying so: the
+    /// function's next request on it, already on its way, finds it closed.
+    pub fn drop_connections_after_replies(&self) {
+        self.shared.drop_after_reply.store(true, Ordering::Relaxed);
     }
 
     pub fn init_error(&self) -> Option<Value> {
@@ -336,7 +345,13 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
                         record(shared, |state| {
                             state.replies.insert(id, reply);
                         });
-                        write_response(&mut writer, "202 Accepted", &[], br#"{"status":"OK"}"#)
+                        let ok =
+                            write_response(&mut writer, "202 Accepted", &[], br#"{"status":"OK"}"#);
+                        if shared.drop_after_reply.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(2));
+                            return;
+                        }
+                        ok
                     }
                     None => write_response(&mut writer, "404 Not Found", &[], b"{}"),
                 }
