@@ -94,6 +94,34 @@ fn a_handshake_that_fails_before_the_certificate_is_not_blamed_on_it() {
 }
 
 #[test]
+fn prefer_goes_on_without_tls_where_libpq_does() {
+    let server = tls_server();
+    // The tests' superuser may log in with or without TLS; a certificate from another CA fails the chain check.
+    let admin = server.db.env();
+    let var = |name: &str| admin.iter().find(|(k, _)| k == name).unwrap().1.clone();
+    let (user, password) = (var("PGUSER"), var("PGPASSWORD"));
+    let settings = [
+        ("PGUSER", user.as_str()),
+        ("PGPASSWORD", password.as_str()),
+        ("PGSSLROOTCERT", "other-ca.crt"),
+    ];
+    let answer = server.callback("plain-after-tls", "127.0.0.1", &settings);
+    assert!(saved(&answer), "{answer:?}");
+    // Under require the same refusal is final.
+    let answer = server.callback(
+        "no-plain-under-require",
+        "127.0.0.1",
+        &[
+            settings[0],
+            settings[1],
+            settings[2],
+            ("PGSSLMODE", "require"),
+        ],
+    );
+    refused(&answer, "tls_rejected", "PGSSLROOTCERT");
+}
+
+#[test]
 fn every_sslmode_against_a_server_that_requires_tls() {
     let server = tls_server();
     let mode = |m| ("PGSSLMODE", m);
@@ -116,6 +144,12 @@ fn every_sslmode_against_a_server_that_requires_tls() {
             "require-with-ca",
             "127.0.0.1",
             vec![mode("require"), ("PGSSLROOTCERT", "ca.crt")],
+        ),
+        // And so does prefer, the default.
+        (
+            "prefer-with-ca",
+            "127.0.0.1",
+            vec![("PGSSLROOTCERT", "ca.crt")],
         ),
     ];
     for (code, host, settings) in &ok {
@@ -145,6 +179,12 @@ fn every_sslmode_against_a_server_that_requires_tls() {
             "wrong-ca-require",
             "localhost",
             vec![mode("require"), ("PGSSLROOTCERT", "other-ca.crt")],
+        ),
+        // prefer tries again without TLS, which this server refuses: the certificate is what to fix.
+        (
+            "wrong-ca-prefer",
+            "localhost",
+            vec![("PGSSLROOTCERT", "other-ca.crt")],
         ),
     ];
     for (code, host, settings) in &rejected {

@@ -240,11 +240,36 @@ impl Link {
             .settings
             .config(self.secret.as_ref(), SystemTime::now())
             .map_err(|e| DatabaseError::new(Failure::NoUser, e.to_string()))?;
-        match tls {
-            Tls::Off => config.connect(NoTls),
-            Tls::On(connector) => config.connect(connector.clone()),
+        let connector = match tls {
+            Tls::Off => {
+                return config
+                    .connect(NoTls)
+                    .map_err(|e| DatabaseError::from_postgres(&e));
+            }
+            Tls::On(connector) => connector,
+        };
+        let error = match config.connect(connector.clone()) {
+            Ok(client) => return Ok(client),
+            Err(e) => DatabaseError::from_postgres(&e),
+        };
+        // libpq's prefer: when TLS fails (the handshake, the certificate's chain, or the server refusing this user
+        // over TLS), the attempt is made again without it. Where the server then demands TLS, its first refusal is
+        // the one that says what to fix.
+        let tls_refused = matches!(
+            error.failure,
+            Failure::TlsRejected | Failure::TlsHandshake | Failure::AuthRejected
+        );
+        if self.settings.ssl_mode != tls::SslMode::Prefer || !tls_refused {
+            return Err(error);
         }
-        .map_err(|e| DatabaseError::from_postgres(&e))
+        let mut plain = config;
+        plain.ssl_mode(postgres::config::SslMode::Disable);
+        plain
+            .connect(NoTls)
+            .map_err(|e| match DatabaseError::from_postgres(&e) {
+                retry if retry.failure == Failure::TlsRequired => error,
+                retry => retry,
+            })
     }
 
     fn build_tls(&self) -> Result<Tls, DatabaseError> {

@@ -119,7 +119,8 @@ impl RootCerts {
 enum Verification {
     /// prefer, require: encryption without authentication of the server.
     None,
-    /// verify-ca, and require with a root bundle given (libpq's compatibility rule): a chain to a trusted root.
+    /// verify-ca, and require or prefer with a root bundle given (libpq checks the chain whenever it has a root
+    /// file): a chain to a trusted root.
     Chain,
     /// verify-full: the chain and the host name.
     ChainAndHost,
@@ -129,7 +130,9 @@ enum Verification {
 pub fn connector(mode: SslMode, roots: Option<&RootCerts>) -> Result<MakeRustlsConnect, String> {
     let verification = match (mode, roots) {
         (SslMode::VerifyFull, _) => Verification::ChainAndHost,
-        (SslMode::VerifyCa, _) | (SslMode::Require, Some(_)) => Verification::Chain,
+        (SslMode::VerifyCa, _) | (SslMode::Require | SslMode::Prefer, Some(_)) => {
+            Verification::Chain
+        }
         _ => Verification::None,
     };
     let provider = Arc::new(ring::default_provider());
